@@ -1,0 +1,16 @@
+//! The host seam shared by every aplaunch crate.
+//!
+//! Every file aplaunch reads or writes on a host is resolved under one [`HostRoot`]
+//! (`/` on a real host, a directory tree in tests, examples and offline analysis).
+//! The root can record what was read, which is how `aplaunch host snapshot` copies
+//! exactly the files the tool relies on. The [`check`] module holds the report type
+//! that every crate contributes its readiness checks to.
+
+pub mod check;
+pub mod error;
+pub mod root;
+pub mod sysfs;
+
+pub use check::{Check, Report, Status};
+pub use error::{Error, Result};
+pub use root::{Access, HostRoot, Recorder};

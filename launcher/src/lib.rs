@@ -1,0 +1,6 @@
+//! The launcher side of aplaunch: composes the `pv` and `vfio` crates into readiness
+//! reports, and holds the command-line interface.
+
+pub mod checks;
+pub mod cli;
+pub mod snapshot;

@@ -1,0 +1,126 @@
+//! The kernel command line's `prot_virt=` parameter, parsed the kernel's way.
+
+/// What the command line says about `prot_virt`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProtVirtParam {
+    /// Not given (or only as a bare `prot_virt`, which the kernel ignores).
+    Absent,
+    /// Given with a value kstrtobool reads as true; holds the value as written.
+    Enabled(String),
+    /// Given with a value kstrtobool reads as false.
+    Disabled(String),
+    /// Given with a value kstrtobool rejects (the kernel ignores it).
+    Invalid(String),
+}
+
+/// The kernel's `kstrtobool`: `Some(true/false)` or `None` for -EINVAL.
+pub fn kstrtobool(value: &str) -> Option<bool> {
+    let mut bytes = value.bytes();
+    match bytes.next()? {
+        b'1' | b'y' | b'Y' | b't' | b'T' | b'e' | b'E' => Some(true),
+        b'0' | b'n' | b'N' | b'f' | b'F' | b'd' | b'D' => Some(false),
+        b'o' | b'O' => match bytes.next()? {
+            b'n' | b'N' => Some(true),
+            b'f' | b'F' => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Splits a command line into parameters like the kernel's `next_arg`: spaces separate,
+/// double quotes group (and are dropped).
+pub fn params(cmdline: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in cmdline.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            c if c.is_ascii_whitespace() && !quoted => {
+                if any {
+                    out.push(std::mem::take(&mut current));
+                    any = false;
+                }
+            }
+            c => {
+                current.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        out.push(current);
+    }
+    out
+}
+
+/// Finds `prot_virt=` (exact name; the last valid occurrence wins, as each one is applied in turn).
+pub fn prot_virt(cmdline: &str) -> ProtVirtParam {
+    let mut verdict = ProtVirtParam::Absent;
+    for param in params(cmdline) {
+        let Some(value) = param.strip_prefix("prot_virt=") else {
+            continue;
+        };
+        verdict = match kstrtobool(value) {
+            Some(true) => ProtVirtParam::Enabled(value.to_string()),
+            Some(false) => ProtVirtParam::Disabled(value.to_string()),
+            // An invalid value leaves the previous setting in force.
+            None if verdict == ProtVirtParam::Absent => ProtVirtParam::Invalid(value.to_string()),
+            None => continue,
+        };
+    }
+    verdict
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kstrtobool_matches_the_kernel() {
+        for v in ["1", "y", "Yes", "t", "True", "on", "ON", "e", "enable"] {
+            assert_eq!(kstrtobool(v), Some(true), "{v}");
+        }
+        for v in ["0", "n", "No", "f", "off", "OFF", "d"] {
+            assert_eq!(kstrtobool(v), Some(false), "{v}");
+        }
+        for v in ["", "o", "ok", "2", "x", " 1"] {
+            assert_eq!(kstrtobool(v), None, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn exact_name_bare_and_last_wins() {
+        assert_eq!(
+            prot_virt("root=/dev/dasda1 prot_virt=1"),
+            ProtVirtParam::Enabled("1".into())
+        );
+        assert_eq!(prot_virt("prot_virt"), ProtVirtParam::Absent);
+        assert_eq!(
+            prot_virt("prot_virtual=1 xprot_virt=1"),
+            ProtVirtParam::Absent
+        );
+        assert_eq!(
+            prot_virt("prot_virt=1 prot_virt=0"),
+            ProtVirtParam::Disabled("0".into())
+        );
+        assert_eq!(
+            prot_virt("prot_virt=1 prot_virt=bogus"),
+            ProtVirtParam::Enabled("1".into())
+        );
+        assert_eq!(
+            prot_virt("prot_virt=bogus"),
+            ProtVirtParam::Invalid("bogus".into())
+        );
+        assert_eq!(prot_virt("prot_virt="), ProtVirtParam::Invalid("".into()));
+        assert_eq!(
+            prot_virt("a=\"x y\" \"prot_virt=on\"\n"),
+            ProtVirtParam::Enabled("on".into())
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! Asking KVM whether it can run protected guests (`KVM_CHECK_EXTENSION`).
+
+use host::HostRoot;
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+/// The KVM device node.
+pub const KVM_NODE: &str = "dev/kvm";
+/// `KVM_CAP_S390_PROTECTED`: the host can run PV guests.
+pub const KVM_CAP_S390_PROTECTED: i32 = 180;
+/// What `aplaunch host snapshot` writes in place of the KVM device node, followed by the
+/// capability's value: a snapshot keeps KVM's answer because a device node cannot be copied.
+pub const SNAPSHOT_RECORD_PREFIX: &str = "aplaunch snapshot of /dev/kvm: KVM_CAP_S390_PROTECTED=";
+
+const KVMIO: u8 = 0xAE;
+nix::ioctl_write_int_bad!(kvm_check_extension, nix::request_code_none!(KVMIO, 0x03));
+
+/// KVM's answer, or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Capability {
+    /// The ioctl returned this value (0 = not supported).
+    Answer(i32),
+    /// A snapshot recorded this value.
+    Recorded(i32),
+    /// `dev/kvm` does not exist.
+    NoNode,
+    /// The node exists but is not a KVM device (ENOTTY: a plain file in a host tree).
+    NotKvm,
+    /// The node could not be opened or the ioctl failed with this errno.
+    Failed(Errno),
+}
+
+/// Issues `KVM_CHECK_EXTENSION(cap)` on `dev/kvm` under the root.
+pub fn check_extension(root: &HostRoot, cap: i32) -> Capability {
+    root.record(KVM_NODE, host::Access::Node);
+    let path = root.path(KVM_NODE);
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Capability::NoNode;
+    }
+    // O_NONBLOCK: a FIFO planted in a host tree must not hang the check.
+    let flags = OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
+    let fd: OwnedFd = match nix::fcntl::open(&path, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::EISDIR) => return Capability::NotKvm,
+        Err(e) => return Capability::Failed(e),
+    };
+    // SAFETY: KVM_CHECK_EXTENSION takes an integer argument and writes no memory.
+    match unsafe { kvm_check_extension(fd.as_raw_fd(), cap) } {
+        Ok(v) => Capability::Answer(v),
+        Err(Errno::ENOTTY) | Err(Errno::EINVAL) => recorded(root).unwrap_or(Capability::NotKvm),
+        Err(e) => Capability::Failed(e),
+    }
+}
+
+fn recorded(root: &HostRoot) -> Option<Capability> {
+    let meta = std::fs::metadata(root.path(KVM_NODE)).ok()?;
+    if !meta.is_file() || meta.len() > 256 {
+        return None;
+    }
+    let text = std::fs::read_to_string(root.path(KVM_NODE)).ok()?;
+    let value = text.strip_prefix(SNAPSHOT_RECORD_PREFIX)?.trim_end();
+    value.parse().ok().map(Capability::Recorded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_files_dirs_and_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::open(dir.path()).unwrap();
+        assert_eq!(
+            check_extension(&root, KVM_CAP_S390_PROTECTED),
+            Capability::NoNode
+        );
+        std::fs::create_dir_all(dir.path().join("dev")).unwrap();
+        std::fs::write(dir.path().join("dev/kvm"), "").unwrap();
+        assert_eq!(
+            check_extension(&root, KVM_CAP_S390_PROTECTED),
+            Capability::NotKvm
+        );
+        std::fs::write(
+            dir.path().join("dev/kvm"),
+            format!("{SNAPSHOT_RECORD_PREFIX}1\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            check_extension(&root, KVM_CAP_S390_PROTECTED),
+            Capability::Recorded(1)
+        );
+        std::fs::remove_file(dir.path().join("dev/kvm")).unwrap();
+        std::fs::create_dir(dir.path().join("dev/kvm")).unwrap();
+        assert_eq!(
+            check_extension(&root, KVM_CAP_S390_PROTECTED),
+            Capability::NotKvm
+        );
+    }
+
+    #[test]
+    fn fifo_does_not_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("dev")).unwrap();
+        nix::unistd::mkfifo(&dir.path().join("dev/kvm"), Mode::S_IRUSR | Mode::S_IWUSR).unwrap();
+        let root = HostRoot::open(dir.path()).unwrap();
+        assert_eq!(
+            check_extension(&root, KVM_CAP_S390_PROTECTED),
+            Capability::NotKvm
+        );
+    }
+}

@@ -1,0 +1,3 @@
+//! Test support shared by aplaunch's crates and end-to-end tests.
+
+pub mod hosttree;
