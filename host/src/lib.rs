@@ -6,6 +6,7 @@
 //! exactly the files the tool relies on. The [`check`] module holds the report type
 //! that every crate contributes its readiness checks to.
 
+pub mod cache;
 pub mod check;
 pub mod error;
 pub mod root;
