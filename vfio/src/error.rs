@@ -50,21 +50,8 @@ pub enum Error {
         hint: String,
     },
     /// The kernel refused a sysfs write; message and hint explain its errno.
-    #[error("{message}")]
-    Kernel {
-        /// The attribute written (host path).
-        attribute: String,
-        /// The value written.
-        value: String,
-        /// The errno.
-        errno: Option<i32>,
-        /// What it means here, naming the APQN, id or mdev.
-        message: String,
-        /// How to fix it.
-        hint: String,
-        /// What the rollback did, when one was needed.
-        rollback: Option<String>,
-    },
+    #[error("{}", .0.message)]
+    Kernel(Box<KernelError>),
     /// Another process holds the AP configuration lock.
     #[error(
         "the AP configuration lock {path} is held{holder} and was not released within {seconds} s"
@@ -119,7 +106,8 @@ impl Error {
                 "give a decimal list (0-1,3-255), a relative change (+5, -4-8) or 0x and up to 64 hex digits"
                     .into(),
             ),
-            Error::Refused { hint, .. } | Error::Kernel { hint, .. } => Some(hint.clone()),
+            Error::Refused { hint, .. } => Some(hint.clone()),
+            Error::Kernel(k) => Some(k.hint.clone()),
             Error::LockTimeout { .. } => Some(
                 "wait for the other AP configuration change (chzdev, mdevctl, ap-check, aplaunch) to finish, or raise --lock-timeout"
                     .into(),
@@ -146,6 +134,23 @@ impl Error {
                 | Error::DomainOutOfRange { .. }
         )
     }
+}
+
+/// A sysfs write the kernel refused, explained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelError {
+    /// The attribute written (host path).
+    pub attribute: String,
+    /// The value written.
+    pub value: String,
+    /// The errno.
+    pub errno: Option<i32>,
+    /// What it means here, naming the APQN, id or mdev.
+    pub message: String,
+    /// How to fix it.
+    pub hint: String,
+    /// What the rollback did, when one was needed.
+    pub rollback: Option<String>,
 }
 
 /// Validates and lower-cases a UUID (the kernel names mdevs in lower case).

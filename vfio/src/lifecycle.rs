@@ -8,7 +8,7 @@
 //! errno the kernel answers becomes a message naming the APQN, id, mdev or mask.
 
 use crate::ap::{Apid, Apqi, Apqn};
-use crate::error::{normalize_uuid, Error, Result};
+use crate::error::{normalize_uuid, Error, KernelError, Result};
 use crate::lock::ApLock;
 use crate::mask::{Mask, MaskSpec};
 use crate::mdev::{ApConfig, MdevInfo, MATRIX_DIR, TYPE_DIR};
@@ -314,25 +314,20 @@ fn explain(
             "see the kernel log (dmesg) for the reason".to_string(),
         ),
     };
-    Error::Kernel {
+    Error::Kernel(Box::new(KernelError {
         attribute: path.to_string(),
         value: shown,
         errno,
         message,
         hint,
         rollback: None,
-    }
+    }))
 }
 
 fn with_rollback(mut e: Error, note: String) -> Error {
-    if let Error::Kernel {
-        ref mut rollback,
-        ref mut message,
-        ..
-    } = e
-    {
-        message.push_str(&format!("; {note}"));
-        *rollback = Some(note);
+    if let Error::Kernel(k) = &mut e {
+        k.message.push_str(&format!("; {note}"));
+        k.rollback = Some(note);
     }
     e
 }
@@ -472,7 +467,7 @@ pub fn create(
             Ok(p) => outcome.definition = Some(p.display().to_string()),
             Err(e) => {
                 let msg = e.to_string();
-                let ke = Error::Kernel {
+                let ke = Error::Kernel(Box::new(KernelError {
                     attribute: mdevctl::definition_path(&uuid),
                     value: String::new(),
                     errno: None,
@@ -481,7 +476,7 @@ pub fn create(
                         .hint()
                         .unwrap_or_else(|| "check that /etc/mdevctl.d is writable".into()),
                     rollback: None,
-                };
+                }));
                 return Err(remove(&mut w, ke));
             }
         }
@@ -908,14 +903,14 @@ pub fn apply_masks(
                     "see the kernel log (dmesg)".to_string(),
                 ),
             };
-            let mut e = Error::Kernel {
+            let mut e = Error::Kernel(Box::new(KernelError {
                 attribute: path.to_string(),
                 value: value.clone(),
                 errno,
                 message,
                 hint,
                 rollback: None,
-            };
+            }));
             if let Some((p, old)) = written.first() {
                 let note = match writer.write(p, old.to_kernel_hex().as_bytes()) {
                     Ok(()) => {

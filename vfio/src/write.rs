@@ -43,11 +43,14 @@ impl SysfsWriter for HostWriter {
     }
 }
 
+/// One logged write: host path, bytes, errno when it failed.
+pub type LoggedWrite = (String, Vec<u8>, Option<i32>);
+
 /// Passes writes on to another writer and logs each (path, bytes), including failed ones
 /// (with their errno).
 pub struct Recording<W> {
     inner: W,
-    log: RefCell<Vec<(String, Vec<u8>, Option<i32>)>>,
+    log: RefCell<Vec<LoggedWrite>>,
 }
 
 impl<W: SysfsWriter> Recording<W> {
@@ -60,7 +63,7 @@ impl<W: SysfsWriter> Recording<W> {
     }
 
     /// Every write so far: path, bytes, errno when it failed.
-    pub fn log(&self) -> Vec<(String, Vec<u8>, Option<i32>)> {
+    pub fn log(&self) -> Vec<LoggedWrite> {
         self.log.borrow().clone()
     }
 
