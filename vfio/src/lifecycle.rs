@@ -970,3 +970,7 @@ pub fn show(root: &HostRoot, uuid: &str) -> Result<MdevShow> {
         definition,
     })
 }
+
+#[cfg(test)]
+#[path = "lifecycle_tests.rs"]
+mod tests;

@@ -401,11 +401,14 @@ impl SysfsWriter for KernelModel {
         Ok(())
     }
 
-    fn scan(&self, _root: &HostRoot) -> ApScan {
-        if let Some(s) = self.frozen.borrow_mut().take() {
-            return s;
-        }
-        self.current_scan()
+    /// The model's state, with the mdevctl definitions read from the host tree.
+    fn scan(&self, root: &HostRoot) -> ApScan {
+        let mut scan = match self.frozen.borrow_mut().take() {
+            Some(s) => s,
+            None => self.current_scan(),
+        };
+        scan.read_definitions(root);
+        scan
     }
 }
 

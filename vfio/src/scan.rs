@@ -345,7 +345,8 @@ impl ApScan {
         }
     }
 
-    fn read_definitions(&mut self, root: &HostRoot) {
+    /// Reads the mdevctl definitions into `definitions` (part of [`ApScan::read`]).
+    pub fn read_definitions(&mut self, root: &HostRoot) {
         let names = match root.read_dir(DEFINITIONS_DIR) {
             Ok(n) => n,
             Err(e) if e.is_not_found() => return,
