@@ -26,5 +26,8 @@ pub fn host_report(root: &HostRoot, request: &CheckRequest) -> Report {
     };
     report.extend(pv::readiness::checks(root, &uv, &pv_options));
     report.push(vfio::checks::module_loaded(root));
+    if let Some(uuid) = &request.mdev {
+        report.extend(vfio::checks::mdev_checks(root, uuid));
+    }
     report
 }

@@ -1,5 +1,6 @@
 //! The `aplaunch` command line: argument definitions, dispatch, output and exit codes.
 
+mod ap;
 mod check;
 mod host_cmd;
 pub mod output;
@@ -41,6 +42,9 @@ pub struct Cli {
 pub enum Command {
     /// Check this host's readiness for Secure Execution guests with crypto passthrough
     Check(check::CheckArgs),
+    /// AP crypto: cards, queues, masks, the vfio_ap matrix and its mdevs
+    #[command(subcommand)]
+    Ap(ap::ApCommand),
     /// Host-level tools (snapshot)
     #[command(subcommand)]
     Host(host_cmd::HostCommand),
@@ -128,6 +132,7 @@ fn run(cli: Cli, out: &Output) -> Result<Exit, AppError> {
     match cli.command {
         Command::Check(args) => check::run(&cli.global, args, out),
         Command::Host(cmd) => host_cmd::run(&cli.global, cmd, out),
+        Command::Ap(cmd) => ap::run(&cli.global, cmd, out),
     }
 }
 
