@@ -3,4 +3,5 @@
 
 pub mod checks;
 pub mod cli;
+pub mod explain;
 pub mod snapshot;
