@@ -1,3 +1,4 @@
 //! Test support shared by aplaunch's crates and end-to-end tests.
 
+pub mod ap;
 pub mod hosttree;

@@ -99,15 +99,16 @@ pub fn group_status(root: &HostRoot, mdev: &MdevInfo) -> GroupStatus {
         return GroupStatus::NoGroup;
     };
     let full = root.path(&node);
+    // messages name the host path, the same under any host root
+    let shown = format!("/{}", node.display());
     root.record(&node, Access::Node);
     let meta = match std::fs::metadata(&full) {
         Ok(m) => m,
-        Err(_) => return GroupStatus::Missing(full),
+        Err(_) => return GroupStatus::Missing(PathBuf::from(shown)),
     };
     if !meta.file_type().is_char_device() {
         return GroupStatus::NotVfio(format!(
-            "{} is not a character device (a recorded host tree?)",
-            full.display()
+            "{shown} is not a character device (a recorded host tree?)"
         ));
     }
     let fd = match nix::fcntl::open(&full, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()) {
@@ -130,8 +131,7 @@ pub fn group_status(root: &HostRoot, mdev: &MdevInfo) -> GroupStatus {
             viable: status.flags & VFIO_GROUP_FLAGS_VIABLE != 0,
         },
         Err(e) => GroupStatus::NotVfio(format!(
-            "{} did not answer VFIO_GROUP_GET_STATUS ({}): not a VFIO group",
-            full.display(),
+            "{shown} did not answer VFIO_GROUP_GET_STATUS ({}): not a VFIO group",
             e.desc()
         )),
     }

@@ -44,8 +44,8 @@ pub struct Cell {
 /// One mdev or definition of the legend.
 #[derive(Debug, Clone, Serialize)]
 pub struct LegendEntry {
-    /// The letter drawn for it.
-    pub letter: char,
+    /// The label drawn for it (`A`; two characters after the first 60).
+    pub letter: String,
     /// Its UUID.
     pub uuid: String,
     /// Active (else only defined).
@@ -73,9 +73,17 @@ pub struct MatrixView {
     pub legend: Vec<LegendEntry>,
 }
 
-fn letter(i: usize) -> char {
+/// Labels: one character for the first 60 mdevs (no `h`, `x`, which could be misread),
+/// then two.
+fn label(i: usize) -> String {
     const L: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefgijklmnopqrstuvwyz0123456789";
-    L.get(i).map(|&b| b as char).unwrap_or('*')
+    if i < L.len() {
+        (L[i] as char).to_string()
+    } else {
+        let j = i - L.len();
+        let first = L[(j / L.len()) % L.len()] as char;
+        format!("{first}{}", L[j % L.len()] as char)
+    }
 }
 
 impl MatrixView {
@@ -85,7 +93,7 @@ impl MatrixView {
         let mut legend: Vec<LegendEntry> = Vec::new();
         for m in &scan.mdevs {
             legend.push(LegendEntry {
-                letter: letter(legend.len()),
+                letter: label(legend.len()),
                 uuid: m.uuid.clone(),
                 active: true,
                 autostart: scan
@@ -98,7 +106,7 @@ impl MatrixView {
         for d in &scan.definitions {
             if scan.mdev(&d.uuid).is_none() {
                 legend.push(LegendEntry {
-                    letter: letter(legend.len()),
+                    letter: label(legend.len()),
                     uuid: d.uuid.clone(),
                     active: false,
                     autostart: d.start == crate::mdevctl::Start::Auto,
@@ -127,9 +135,9 @@ impl MatrixView {
                         let l = legend
                             .iter()
                             .find(|e| e.uuid == who[0])
-                            .map(|e| e.letter)
-                            .unwrap_or('?');
-                        (CellState::Assigned, l.to_string())
+                            .map(|e| e.letter.clone())
+                            .unwrap_or_else(|| "?".into());
+                        (CellState::Assigned, l)
                     }
                     _ => (CellState::Conflict, "!".to_string()),
                 };
@@ -206,7 +214,7 @@ impl MatrixView {
                     let _ = write!(
                         out,
                         " {}{}",
-                        " ".repeat(3 - cell.symbol.len()),
+                        " ".repeat(3usize.saturating_sub(cell.symbol.len())),
                         paint(&cell.symbol, &cell.state, flagged)
                     );
                 }
@@ -276,6 +284,15 @@ mod tests {
         assert!(text.starts_with(want), "{text}");
         assert!(text.contains("  A   mdev 62177883-f1bb-47f0-914d-32a22e3a8804 (active, autostart, control domains ab)"), "{text}");
         assert!(v.render(true).contains("\x1b[1;36mA\x1b[0m"));
+    }
+
+    #[test]
+    fn labels_stay_unique_past_sixty() {
+        let labels: std::collections::BTreeSet<String> = (0..200).map(label).collect();
+        assert_eq!(labels.len(), 200);
+        assert_eq!(label(0), "A");
+        assert_eq!(label(60), "AA");
+        assert!(labels.iter().all(|l| l.len() <= 2 && l != "h" && l != "x"));
     }
 
     #[test]
