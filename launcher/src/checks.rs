@@ -25,6 +25,14 @@ pub fn host_report(root: &HostRoot, request: &CheckRequest) -> Report {
         crypto: request.mdev.is_some(),
     };
     report.extend(pv::readiness::checks(root, &uv, &pv_options));
+    if let Some(image) = &request.pv_image {
+        // The same ultravisor reading serves the image checks (uv read once).
+        report.extend(pv::image::checks(
+            &uv,
+            image,
+            &pv::image::VerifyOptions::default(),
+        ));
+    }
     report.push(vfio::checks::module_loaded(root));
     report
 }

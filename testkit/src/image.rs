@@ -493,7 +493,7 @@ pub fn broken(defect: Defect) -> Image {
             img.put_u32(ipib + 0x74, u32::MAX);
         }
         Defect::ComponentOutside => {
-            img.put_u64(comp0 + 16, u64::MAX & !(PAGE - 1));
+            img.put_u64(comp0 + 16, !(PAGE - 1));
         }
         Defect::ComponentUnaligned => {
             let a = img.at.components[0].0;

@@ -2,6 +2,7 @@
 
 mod check;
 mod host_cmd;
+pub mod image;
 pub mod output;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -44,6 +45,9 @@ pub enum Command {
     /// Host-level tools (snapshot)
     #[command(subcommand)]
     Host(host_cmd::HostCommand),
+    /// Secure Execution boot images: inspect, verify offline against this host
+    #[command(subcommand)]
+    Image(image::ImageCommand),
 }
 
 /// Runs the CLI with the process's arguments and returns its exit code.
@@ -128,6 +132,7 @@ fn run(cli: Cli, out: &Output) -> Result<Exit, AppError> {
     match cli.command {
         Command::Check(args) => check::run(&cli.global, args, out),
         Command::Host(cmd) => host_cmd::run(&cli.global, cmd, out),
+        Command::Image(cmd) => image::run(&cli.global, cmd, out),
     }
 }
 

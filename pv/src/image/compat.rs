@@ -1,6 +1,7 @@
 //! The five image checks: structure, and whether the image fits this host.
 
 use super::header::{Pcf, PCF_BACKUP_KEYS_BIT};
+use super::hostkeys::LabeledHash;
 use super::integrity::StderrProgress;
 use super::{hex, read_host_keys, Integrity, SeImage, Severity, VerifyOptions};
 use crate::hostkey::HostKeyHash;
@@ -117,7 +118,17 @@ pub fn version(uv: &UvInfo, img: &SeImage) -> Check {
 /// `image-pcf`: every plaintext control flag is supported by `supp_se_hdr_pcf`.
 pub fn pcf(uv: &UvInfo, img: &SeImage) -> Check {
     let pcf = img.header.pcf;
-    let set = Pcf::describe(&pcf.bits());
+    let set = pcf
+        .bits()
+        .iter()
+        .map(|&b| {
+            super::header::PCF_FLAGS
+                .iter()
+                .find(|f| f.bit == b)
+                .map_or_else(|| format!("bit {b}"), |f| f.name.to_string())
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     let set = if set.is_empty() {
         "no flags".to_string()
     } else {
@@ -166,16 +177,27 @@ fn slots(img: &SeImage) -> String {
     }
 }
 
-/// `image-host-key`: a key slot was made for this host's key (or for `host_keys`).
+/// `image-host-key`: a key slot was made for this host's key (or for the keys in the
+/// `host_keys` file, which this reads).
 pub fn host_key(uv: &UvInfo, img: &SeImage, host_keys: Option<&Path>) -> Check {
+    let keys = host_keys.map(|p| (p, read_host_keys(p)));
+    host_key_from(uv, img, keys.as_ref().map(|(p, r)| (*p, r.as_ref())))
+}
+
+/// `image-host-key` with a `--host-keys` file already read.
+pub fn host_key_from(
+    uv: &UvInfo,
+    img: &SeImage,
+    host_keys: Option<(&Path, Result<&Vec<LabeledHash>, &crate::Error>)>,
+) -> Check {
     let in_slots = |h: &HostKeyHash| img.header.key_slots.iter().any(|s| s.phkh == *h);
     let backup_note = if img.header.pcf.has(PCF_BACKUP_KEYS_BIT) {
         "pcf bit 62 (backup host key use) is set, so the ultravisor accepts it"
     } else {
         "backup-key use needs pcf bit 62 (backup host key use allowed), which this image does not set: the ultravisor rejects it (RC 0x108 RRC 0x34)"
     };
-    if let Some(file) = host_keys {
-        let hashes = match read_host_keys(file) {
+    if let Some((file, hashes)) = host_keys {
+        let hashes = match hashes {
             Ok(h) => h,
             Err(e) => {
                 return Check::fail(

@@ -341,13 +341,33 @@ pub fn checks(uv: &UvInfo, image: &Path, options: &VerifyOptions) -> Vec<Check> 
     }
 }
 
-/// The five image checks for an image already opened.
+/// The five image checks for an image already opened (reads `options.host_keys`).
 pub fn checks_for(uv: &UvInfo, image: &SeImage, options: &VerifyOptions) -> Vec<Check> {
+    let keys = options.host_keys.as_deref().map(|p| (p, read_host_keys(p)));
+    checks_with_keys(
+        uv,
+        image,
+        options,
+        keys.as_ref().map(|(p, r)| (*p, r.as_ref())),
+    )
+}
+
+/// The five image checks with the `--host-keys` file already read (`(path, its hashes or
+/// the error reading them)`), so a caller that validated the file does not read it twice.
+pub fn checks_with_keys(
+    uv: &UvInfo,
+    image: &SeImage,
+    options: &VerifyOptions,
+    host_keys: Option<(
+        &Path,
+        std::result::Result<&Vec<hostkeys::LabeledHash>, &Error>,
+    )>,
+) -> Vec<Check> {
     vec![
         compat::format(image),
         compat::version(uv, image),
         compat::pcf(uv, image),
-        compat::host_key(uv, image, options.host_keys.as_deref()),
+        compat::host_key_from(uv, image, host_keys),
         compat::integrity(image, options),
     ]
 }
