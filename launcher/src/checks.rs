@@ -29,5 +29,13 @@ pub fn host_report(root: &HostRoot, request: &CheckRequest) -> Report {
     if let Some(uuid) = &request.mdev {
         report.extend(vfio::checks::mdev_checks(root, uuid));
     }
+    if let Some(image) = &request.pv_image {
+        // The same ultravisor reading serves the image checks (uv read once).
+        report.extend(pv::image::checks(
+            &uv,
+            image,
+            &pv::image::VerifyOptions::default(),
+        ));
+    }
     report
 }

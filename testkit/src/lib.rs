@@ -2,3 +2,4 @@
 
 pub mod ap;
 pub mod hosttree;
+pub mod image;

@@ -5,6 +5,7 @@ mod check;
 mod docs;
 mod explain;
 mod host_cmd;
+pub mod image;
 pub mod output;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -56,6 +57,9 @@ pub enum Command {
     Man(docs::ManArgs),
     /// Print a shell completion script
     Completions(docs::CompletionsArgs),
+    /// Secure Execution boot images: inspect, verify offline against this host
+    #[command(subcommand)]
+    Image(image::ImageCommand),
 }
 
 /// Runs the CLI with the process's arguments and returns its exit code.
@@ -144,6 +148,7 @@ fn run(cli: Cli, out: &Output) -> Result<Exit, AppError> {
         Command::Explain(args) => explain::run(args, out),
         Command::Man(args) => docs::man(args, out),
         Command::Completions(args) => docs::completions(args),
+        Command::Image(cmd) => image::run(&cli.global, cmd, out),
     }
 }
 
