@@ -4,3 +4,4 @@
 pub mod checks;
 pub mod cli;
 pub mod snapshot;
+pub mod qmp;
