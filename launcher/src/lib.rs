@@ -3,5 +3,6 @@
 
 pub mod checks;
 pub mod cli;
-pub mod snapshot;
+pub mod hotplug;
 pub mod qmp;
+pub mod snapshot;

@@ -3,6 +3,7 @@
 mod check;
 mod host_cmd;
 pub mod output;
+mod qmp;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use output::{AppError, Exit, Output};
@@ -44,6 +45,9 @@ pub enum Command {
     /// Host-level tools (snapshot)
     #[command(subcommand)]
     Host(host_cmd::HostCommand),
+    /// Hot plug, unplug and list the crypto device of a running guest through QMP
+    #[command(subcommand)]
+    Qmp(qmp::QmpCommand),
 }
 
 /// Runs the CLI with the process's arguments and returns its exit code.
@@ -128,6 +132,7 @@ fn run(cli: Cli, out: &Output) -> Result<Exit, AppError> {
     match cli.command {
         Command::Check(args) => check::run(&cli.global, args, out),
         Command::Host(cmd) => host_cmd::run(&cli.global, cmd, out),
+        Command::Qmp(cmd) => qmp::run(&cli.global, cmd, out),
     }
 }
 

@@ -217,21 +217,25 @@ impl Qmp {
 
     fn send(&mut self, line: &[u8], command: &str) -> Result<()> {
         // A bounded write: a peer that never reads must not block us forever.
-        let _ = self.stream.set_write_timeout(Some(self.timeout.max(Duration::from_millis(1))));
-        self.stream.write_all(line).map_err(|source| match source.kind() {
-            ErrorKind::BrokenPipe | ErrorKind::ConnectionReset => Error::Disconnected {
-                during: format!("while sending {command}"),
-                partial: false,
-            },
-            ErrorKind::WouldBlock | ErrorKind::TimedOut => Error::Timeout {
-                waiting_for: format!("sending {command}"),
-                timeout: self.timeout,
-            },
-            _ => Error::Io {
-                during: format!("sending {command}"),
-                source,
-            },
-        })
+        let _ = self
+            .stream
+            .set_write_timeout(Some(self.timeout.max(Duration::from_millis(1))));
+        self.stream
+            .write_all(line)
+            .map_err(|source| match source.kind() {
+                ErrorKind::BrokenPipe | ErrorKind::ConnectionReset => Error::Disconnected {
+                    during: format!("while sending {command}"),
+                    partial: false,
+                },
+                ErrorKind::WouldBlock | ErrorKind::TimedOut => Error::Timeout {
+                    waiting_for: format!("sending {command}"),
+                    timeout: self.timeout,
+                },
+                _ => Error::Io {
+                    during: format!("sending {command}"),
+                    source,
+                },
+            })
     }
 
     fn wait_reply(
@@ -467,10 +471,12 @@ fn connect_unix(path: &Path, timeout: Duration) -> Result<UnixStream> {
         match connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr) {
             Ok(()) => {
                 let stream = UnixStream::from(fd);
-                stream.set_nonblocking(false).map_err(|source| Error::Connect {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+                stream
+                    .set_nonblocking(false)
+                    .map_err(|source| Error::Connect {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
                 return Ok(stream);
             }
             Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {
@@ -522,17 +528,34 @@ mod tests {
             assert_eq!(c["arguments"]["path"], "/machine");
             write!(w, "{{\"event\":\"FROM_THE_FUTURE\",\"data\":{{\"x\":[1]}}}}\r\n{{\"return\":[1],\"id\":{}}}\r\n", c["id"]).unwrap();
             let c = read_cmd(&mut r);
-            writeln!(w, r#"{{"error":{{"class":"DeviceNotFound","desc":"Device 'x' not found"}},"id":{}}}"#, c["id"]).unwrap();
+            writeln!(
+                w,
+                r#"{{"error":{{"class":"DeviceNotFound","desc":"Device 'x' not found"}},"id":{}}}"#,
+                c["id"]
+            )
+            .unwrap();
         });
         let mut q = Qmp::from_stream(a, &Options::with_timeout(Duration::from_secs(5))).unwrap();
-        assert_eq!(q.version(), Version { major: 7, minor: 2, micro: 22 });
-        assert_eq!(q.execute("qom-list", json!({"path": "/machine"})).unwrap(), json!([1]));
+        assert_eq!(
+            q.version(),
+            Version {
+                major: 7,
+                minor: 2,
+                micro: 22
+            }
+        );
+        assert_eq!(
+            q.execute("qom-list", json!({"path": "/machine"})).unwrap(),
+            json!([1])
+        );
         assert_eq!(q.events().len(), 1);
         assert_eq!(q.events()[0].name, "FROM_THE_FUTURE");
         let err = q.execute("device_del", json!({"id": "x"})).unwrap_err();
         assert_eq!(err.class(), Some("DeviceNotFound"));
         assert_eq!(err.desc(), Some("Device 'x' not found"));
-        let ev = q.wait_event(Duration::from_secs(1), |e| e.name == "FROM_THE_FUTURE").unwrap();
+        let ev = q
+            .wait_event(Duration::from_secs(1), |e| e.name == "FROM_THE_FUTURE")
+            .unwrap();
         assert_eq!(ev.data, json!({"x":[1]}));
         peer.join().unwrap();
     }
@@ -579,7 +602,8 @@ mod tests {
                     std::thread::sleep(Duration::from_millis(400));
                 }
             });
-            let err = Qmp::from_stream(a, &Options::with_timeout(Duration::from_millis(300))).unwrap_err();
+            let err = Qmp::from_stream(a, &Options::with_timeout(Duration::from_millis(300)))
+                .unwrap_err();
             assert!(ok(&err), "unexpected {err:?}");
             peer.join().unwrap();
         }
@@ -609,7 +633,8 @@ mod tests {
         });
         opts.max_events = 10;
         let mut q = Qmp::from_stream(a, &opts).unwrap();
-        q.wait_event(Duration::from_secs(5), |e| e.name == "LAST").unwrap();
+        q.wait_event(Duration::from_secs(5), |e| e.name == "LAST")
+            .unwrap();
         assert_eq!(q.events().len(), 10);
         assert_eq!(q.dropped_events(), 90);
         assert_eq!(q.events()[9].name, "E99");

@@ -195,12 +195,15 @@ pub fn parse_message(line: &[u8]) -> Result<Option<Message>> {
         line: excerpt(line),
         reason: reason.to_string(),
     };
-    let value: Value = serde_json::from_slice(line).map_err(|e| garbage(&format!("not JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_slice(line).map_err(|e| garbage(&format!("not JSON: {e}")))?;
     let Value::Object(mut obj) = value else {
         return Err(garbage("not a JSON object"));
     };
     if let Some(qmp) = obj.get("QMP") {
-        return parse_greeting(qmp).map(|g| Some(Message::Greeting(g))).ok_or_else(|| garbage("a greeting without a QEMU version"));
+        return parse_greeting(qmp)
+            .map(|g| Some(Message::Greeting(g)))
+            .ok_or_else(|| garbage("a greeting without a QEMU version"));
     }
     if let Some(ret) = obj.remove("return") {
         return Ok(Some(Message::Reply(Reply {
@@ -232,7 +235,9 @@ pub fn parse_message(line: &[u8]) -> Result<Option<Message>> {
             timestamp,
         })));
     }
-    Err(garbage("a JSON object that is neither a greeting, a reply nor an event"))
+    Err(garbage(
+        "a JSON object that is neither a greeting, a reply nor an event",
+    ))
 }
 
 fn parse_greeting(qmp: &Value) -> Option<Greeting> {
@@ -309,7 +314,10 @@ mod tests {
     fn bounds_line_length_with_and_without_terminator() {
         let mut r = LineReader::new(4);
         r.feed(b"12345");
-        assert!(matches!(r.next_line(), Err(Error::LineTooLong { limit: 4 })));
+        assert!(matches!(
+            r.next_line(),
+            Err(Error::LineTooLong { limit: 4 })
+        ));
         let mut r = LineReader::new(4);
         r.feed(b"1234\r\n123456\n");
         assert_eq!(r.next_line().unwrap(), Some(&b"1234"[..]));
@@ -325,27 +333,65 @@ mod tests {
         assert_eq!(
             g,
             Message::Greeting(Greeting {
-                version: Version { major: 7, minor: 2, micro: 22 },
+                version: Version {
+                    major: 7,
+                    minor: 2,
+                    micro: 22
+                },
                 package: "Debian 1:7.2".into(),
                 capabilities: vec!["oob".into()],
             })
         );
-        let r = parse_message(br#"{"return":{},"id":"x1"}"#).unwrap().unwrap();
-        assert_eq!(r, Message::Reply(Reply { id: Some("x1".into()), result: Ok(serde_json::json!({})) }));
-        let e = parse_message(br#"{"error":{"class":"DeviceNotFound","desc":"Device 'x' not found"}}"#).unwrap().unwrap();
-        assert_eq!(e, Message::Reply(Reply { id: None, result: Err(("DeviceNotFound".into(), "Device 'x' not found".into())) }));
+        let r = parse_message(br#"{"return":{},"id":"x1"}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            r,
+            Message::Reply(Reply {
+                id: Some("x1".into()),
+                result: Ok(serde_json::json!({}))
+            })
+        );
+        let e =
+            parse_message(br#"{"error":{"class":"DeviceNotFound","desc":"Device 'x' not found"}}"#)
+                .unwrap()
+                .unwrap();
+        assert_eq!(
+            e,
+            Message::Reply(Reply {
+                id: None,
+                result: Err(("DeviceNotFound".into(), "Device 'x' not found".into()))
+            })
+        );
         let ev = parse_message(br#"{"event":"BRAND_NEW","data":{"device":"d"},"timestamp":{"seconds":1,"microseconds":2},"extra":1}"#).unwrap().unwrap();
         let Message::Event(ev) = ev else { panic!() };
         assert_eq!(ev.name, "BRAND_NEW");
         assert_eq!(ev.data_str("device"), Some("d"));
-        assert_eq!(ev.timestamp, Some(Timestamp { seconds: 1, microseconds: 2 }));
+        assert_eq!(
+            ev.timestamp,
+            Some(Timestamp {
+                seconds: 1,
+                microseconds: 2
+            })
+        );
         assert_eq!(parse_message(b"  ").unwrap(), None);
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for line in [&b"hello"[..], b"[1,2]", b"{\"foo\":1}", b"{\"QMP\":{}}", b"{\"error\":{}}", b"\xff\xfe", b"{\"event\":3}"] {
-            assert!(matches!(parse_message(line), Err(Error::Garbage { .. })), "{line:?}");
+        for line in [
+            &b"hello"[..],
+            b"[1,2]",
+            b"{\"foo\":1}",
+            b"{\"QMP\":{}}",
+            b"{\"error\":{}}",
+            b"\xff\xfe",
+            b"{\"event\":3}",
+        ] {
+            assert!(
+                matches!(parse_message(line), Err(Error::Garbage { .. })),
+                "{line:?}"
+            );
         }
     }
 
