@@ -536,3 +536,31 @@ fn the_library_plugs_lists_and_unplugs_against_the_fake() {
     // the fake is dropped at once, so either outcome is an error, never a hang
     let _ = no_ap.as_mut().map(|q| hotplug::list(q, None));
 }
+
+#[test]
+fn the_hotplug_example_script_runs_with_and_without_jq() {
+    let bash = Path::new("/bin/bash");
+    if !bash.exists() {
+        panic!("/bin/bash is needed to run examples/hotplug.sh");
+    }
+    let host = HostTree::from_example("z16-se");
+    let script = testkit::hosttree::workspace_root().join("examples/hotplug.sh");
+    for no_jq in ["", "1"] {
+        let fake = FakeQemu::start(vec![], true);
+        let out = std::process::Command::new(bash)
+            .arg(&script)
+            .arg(fake.socket())
+            .arg(UUID)
+            .env("APLAUNCH", assert_cmd::cargo::cargo_bin("aplaunch"))
+            .env("APLAUNCH_HOST_ROOT", host.path())
+            .env("NO_JQ", no_jq)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("the guest will see: 05.0004 05.00ab"), "NO_JQ={no_jq}: {stdout}");
+        assert!(stdout.contains(&format!("hostdev0 -> {SYSFSDEV}")), "NO_JQ={no_jq}: {stdout}");
+        assert!(stdout.contains("unplugged hostdev0"), "NO_JQ={no_jq}: {stdout}");
+        assert!(fake.devices().is_empty());
+    }
+}
