@@ -91,7 +91,12 @@ fn the_example_host_passes_everything() {
         "415c25a5d19c381e619733e1c1b7fbd88bdd1c31d882d5ade04b97043c5010f0",
     );
     expect(&doc, "uv-limits", "pass", "max_cpus 257");
-    expect(&doc, "prot-virt", "pass", "/sys/firmware/uv/prot_virt_host is 1");
+    expect(
+        &doc,
+        "prot-virt",
+        "pass",
+        "/sys/firmware/uv/prot_virt_host is 1",
+    );
     expect(&doc, "kvm", "pass", "KVM_CAP_S390_PROTECTED (180) = 1");
     expect(&doc, "uv-se-hdr", "pass", "0x100");
 }

@@ -557,10 +557,24 @@ fn the_hotplug_example_script_runs_with_and_without_jq() {
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-        assert!(stdout.contains("the guest will see: 05.0004 05.00ab"), "NO_JQ={no_jq}: {stdout}");
-        assert!(stdout.contains(&format!("hostdev0 -> {SYSFSDEV}")), "NO_JQ={no_jq}: {stdout}");
-        assert!(stdout.contains("unplugged hostdev0"), "NO_JQ={no_jq}: {stdout}");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("the guest will see: 05.0004 05.00ab"),
+            "NO_JQ={no_jq}: {stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("hostdev0 -> {SYSFSDEV}")),
+            "NO_JQ={no_jq}: {stdout}"
+        );
+        assert!(
+            stdout.contains("unplugged hostdev0"),
+            "NO_JQ={no_jq}: {stdout}"
+        );
         assert!(fake.devices().is_empty());
     }
 }

@@ -80,7 +80,7 @@ pub struct Qmp {
     timeout: Duration,
     next_id: u64,
     /// Ids of commands whose reply was given up on; their late replies are discarded.
-    abandoned: VecDeque<String>,
+    abandoned: VecDeque<u64>,
     events: VecDeque<Event>,
     max_events: usize,
     dropped_events: u64,
@@ -183,7 +183,8 @@ impl Qmp {
         timeout: Duration,
     ) -> Result<Value> {
         self.check_usable()?;
-        let id = format!("aplaunch-{}", self.next_id);
+        // Numeric ids keep requests short: QEMU's monitor reads a request byte by byte.
+        let id = self.next_id;
         self.next_id += 1;
         let mut request = json!({ "execute": command, "id": id });
         match arguments {
@@ -198,7 +199,7 @@ impl Qmp {
             // The peer may have written more (an error, a partial message) before it closed:
             // read that before reporting the disconnect.
             Ok(()) | Err(Error::Disconnected { .. }) => {
-                self.wait_reply(&id, command, deadline, timeout)
+                self.wait_reply(id, command, deadline, timeout)
             }
             Err(e) => Err(e),
         };
@@ -240,7 +241,7 @@ impl Qmp {
 
     fn wait_reply(
         &mut self,
-        id: &str,
+        id: u64,
         command: &str,
         deadline: Instant,
         timeout: Duration,
@@ -266,8 +267,8 @@ impl Qmp {
                     match &reply.id {
                         // QEMU omits the id only when it could not parse the command.
                         None => {}
-                        Some(Value::String(s)) if s == id => {}
-                        Some(Value::String(s)) if self.abandoned.iter().any(|a| a == s) => {
+                        Some(v) if v.as_u64() == Some(id) => {}
+                        Some(v) if v.as_u64().is_some_and(|n| self.abandoned.contains(&n)) => {
                             continue;
                         }
                         Some(other) => {
@@ -404,8 +405,8 @@ impl Qmp {
                     self.push_event(ev);
                 }
                 Message::Reply(reply) => {
-                    if let Some(Value::String(s)) = &reply.id {
-                        if self.abandoned.iter().any(|a| a == s) {
+                    if let Some(n) = reply.id.as_ref().and_then(Value::as_u64) {
+                        if self.abandoned.contains(&n) {
                             continue;
                         }
                     }
