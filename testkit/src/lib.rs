@@ -3,3 +3,4 @@
 pub mod ap;
 pub mod hosttree;
 pub mod image;
+pub mod qmp;

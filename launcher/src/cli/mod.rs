@@ -7,6 +7,7 @@ mod explain;
 mod host_cmd;
 pub mod image;
 pub mod output;
+mod qmp;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use output::{AppError, Exit, Output};
@@ -60,6 +61,9 @@ pub enum Command {
     /// Secure Execution boot images: inspect, verify offline against this host
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// Hot plug, unplug and list the crypto device of a running guest through QMP
+    #[command(subcommand)]
+    Qmp(qmp::QmpCommand),
 }
 
 /// Runs the CLI with the process's arguments and returns its exit code.
@@ -149,6 +153,7 @@ fn run(cli: Cli, out: &Output) -> Result<Exit, AppError> {
         Command::Man(args) => docs::man(args, out),
         Command::Completions(args) => docs::completions(args),
         Command::Image(cmd) => image::run(&cli.global, cmd, out),
+        Command::Qmp(cmd) => qmp::run(&cli.global, cmd, out),
     }
 }
 
