@@ -1,6 +1,11 @@
 //! The launcher side of aplaunch: composes the `pv` and `vfio` crates into readiness
 //! reports, and holds the command-line interface.
 
+pub mod builder;
 pub mod checks;
 pub mod cli;
+pub mod exec;
+pub mod probe;
+pub mod qemu_checks;
 pub mod snapshot;
+pub mod spec;

@@ -2,6 +2,7 @@
 
 mod check;
 mod host_cmd;
+pub mod launch;
 pub mod output;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -41,6 +42,9 @@ pub struct Cli {
 pub enum Command {
     /// Check this host's readiness for Secure Execution guests with crypto passthrough
     Check(check::CheckArgs),
+    /// Check, build the QEMU command line and exec it (the default command:
+    /// `aplaunch --mdev UUID --pv-image IMG` means `aplaunch launch --mdev UUID --pv-image IMG`)
+    Launch(Box<launch::LaunchArgs>),
     /// Host-level tools (snapshot)
     #[command(subcommand)]
     Host(host_cmd::HostCommand),
@@ -128,6 +132,7 @@ fn run(cli: Cli, out: &Output) -> Result<Exit, AppError> {
     match cli.command {
         Command::Check(args) => check::run(&cli.global, args, out),
         Command::Host(cmd) => host_cmd::run(&cli.global, cmd, out),
+        Command::Launch(args) => launch::run(&cli.global, *args, out),
     }
 }
 
