@@ -238,16 +238,17 @@ pub trait QmpExchange {
     ) -> std::io::Result<Result<Value, QmpErrorReply>>;
 }
 
-/// A minimal line-oriented QMP exchange over a socket, enough for the probe.
-struct LineQmp {
+/// A minimal line-oriented QMP exchange over a unix socket, enough for the probe (and for
+/// tests that ask a QEMU about itself).
+pub struct LineQmp {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
     next_id: u64,
 }
 
 impl LineQmp {
-    /// Reads the greeting, negotiates capabilities; returns the greeting's version.
-    fn start(stream: UnixStream) -> std::io::Result<(Self, QemuVersion, String)> {
+    /// Reads the greeting, negotiates capabilities; returns the greeting's version and package.
+    pub fn start(stream: UnixStream) -> std::io::Result<(Self, QemuVersion, String)> {
         let writer = stream.try_clone()?;
         let mut qmp = LineQmp {
             reader: BufReader::new(stream),
@@ -477,69 +478,102 @@ pub fn kvm_usable(root: &host::HostRoot) -> bool {
     .is_ok()
 }
 
-/// Runs the probe with one accelerator.
-fn probe_with(binary: &Path, accel: &str) -> Result<QemuCaps, ProbeError> {
-    let (ours, theirs) = UnixStream::pair().map_err(|source| ProbeError::Spawn {
-        path: binary.to_path_buf(),
-        source,
-    })?;
-    let theirs_out = theirs.try_clone().map_err(|source| ProbeError::Spawn {
-        path: binary.to_path_buf(),
-        source,
-    })?;
-    let mut child = Command::new(binary)
-        .args([
-            "-machine",
-            "none",
-            "-nodefaults",
-            "-display",
-            "none",
-            "-accel",
-            accel,
-            "-qmp",
-            "stdio",
-        ])
-        .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
-        .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs_out)))
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| ProbeError::Spawn {
+/// A QEMU started for probing (`-machine none`), with its QMP channel negotiated.
+pub struct ProbeSession {
+    /// The process.
+    pub child: std::process::Child,
+    /// Its QMP channel (on its stdio).
+    pub qmp: LineQmp,
+    /// The version from the greeting.
+    pub version: QemuVersion,
+    /// The package string from the greeting.
+    pub package: String,
+}
+
+impl ProbeSession {
+    /// Starts `binary -machine none -nodefaults -display none -accel ACCEL -qmp stdio` and
+    /// negotiates QMP.
+    pub fn start(binary: &Path, accel: &str) -> Result<Self, ProbeError> {
+        let spawn_err = |source| ProbeError::Spawn {
             path: binary.to_path_buf(),
             source,
-        })?;
-    let fail = |child: &mut std::process::Child, reason: String| {
-        let _ = child.kill();
-        let mut stderr = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            let _ = e.by_ref().take(4096).read_to_string(&mut stderr);
+        };
+        let (ours, theirs) = UnixStream::pair().map_err(spawn_err)?;
+        let theirs_out = theirs.try_clone().map_err(spawn_err)?;
+        let mut child = Command::new(binary)
+            .args([
+                "-machine",
+                "none",
+                "-nodefaults",
+                "-display",
+                "none",
+                "-accel",
+                accel,
+                "-qmp",
+                "stdio",
+            ])
+            .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+            .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs_out)))
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(spawn_err)?;
+        let started = ours
+            .set_read_timeout(Some(PROBE_TIMEOUT))
+            .and_then(|()| LineQmp::start(ours));
+        match started {
+            Ok((qmp, version, package)) => Ok(ProbeSession {
+                child,
+                qmp,
+                version,
+                package,
+            }),
+            Err(e) => Err(fail(binary, &mut child, e.to_string())),
         }
-        let _ = child.wait();
-        let stderr = stderr.trim();
-        ProbeError::Qmp {
-            path: binary.to_path_buf(),
-            reason: if stderr.is_empty() {
-                reason
-            } else {
-                format!("{reason}; QEMU said: {stderr}")
-            },
-        }
-    };
-    if let Err(e) = ours.set_read_timeout(Some(PROBE_TIMEOUT)) {
-        return Err(fail(&mut child, e.to_string()));
     }
-    let result = LineQmp::start(ours).and_then(|(mut qmp, version, package)| {
-        let caps = ask(&mut qmp, binary, version, package, accel)?;
-        let _ = qmp.execute("quit", None);
-        Ok(caps)
-    });
-    match result {
+
+    /// Sends `quit` and reaps the process.
+    pub fn quit(mut self) {
+        let _ = self.qmp.execute("quit", None);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Kills a probe QEMU and turns what went wrong (with its stderr) into an error.
+fn fail(binary: &Path, child: &mut std::process::Child, reason: String) -> ProbeError {
+    let _ = child.kill();
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.by_ref().take(4096).read_to_string(&mut stderr);
+    }
+    let _ = child.wait();
+    let stderr = stderr.trim();
+    ProbeError::Qmp {
+        path: binary.to_path_buf(),
+        reason: if stderr.is_empty() {
+            reason
+        } else {
+            format!("{reason}; QEMU said: {stderr}")
+        },
+    }
+}
+
+/// Runs the probe with one accelerator.
+fn probe_with(binary: &Path, accel: &str) -> Result<QemuCaps, ProbeError> {
+    let mut session = ProbeSession::start(binary, accel)?;
+    let asked = ask(
+        &mut session.qmp,
+        binary,
+        session.version,
+        session.package.clone(),
+        accel,
+    );
+    match asked {
         Ok(caps) => {
-            // quit was sent; make sure the process is gone either way.
-            let _ = child.kill();
-            let _ = child.wait();
+            session.quit();
             Ok(caps)
         }
-        Err(e) => Err(fail(&mut child, e.to_string())),
+        Err(e) => Err(fail(binary, &mut session.child, e.to_string())),
     }
 }
 
