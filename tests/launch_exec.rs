@@ -13,12 +13,20 @@ fn record(path: &std::path::Path) -> Value {
 }
 
 fn fd_numbers(rec: &Value) -> Vec<i64> {
-    rec["fds"].as_array().unwrap().iter().map(|f| f["fd"].as_i64().unwrap()).collect()
+    rec["fds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["fd"].as_i64().unwrap())
+        .collect()
 }
 
 /// Runs aplaunch with an extra descriptor (9) open without CLOEXEC, as a careless parent
 /// might leave it; it must not reach QEMU.
-fn run_with_leak(mut cmd: std::process::Command, dir: &std::path::Path) -> (std::process::ExitStatus, u32) {
+fn run_with_leak(
+    mut cmd: std::process::Command,
+    dir: &std::path::Path,
+) -> (std::process::ExitStatus, u32) {
     let leak = std::fs::File::create(dir.join("leak")).unwrap();
     let leak_fd = std::os::fd::AsRawFd::as_raw_fd(&leak);
     // SAFETY: only async-signal-safe calls (dup2) between fork and exec.
@@ -58,7 +66,12 @@ fn iommufd_descriptors_arrive_at_the_numbers_in_argv_and_nothing_else_leaks() {
     let rec = record(&rec);
     // exec replaced the process: QEMU runs with aplaunch's pid.
     assert_eq!(rec["pid"].as_u64().unwrap(), u64::from(pid));
-    let argv: Vec<&str> = rec["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let argv: Vec<&str> = rec["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
     assert_eq!(argv[0], fake.to_str().unwrap());
     assert!(argv.contains(&"iommufd,id=iommufd0,fd=3"), "{argv:?}");
     let vfio = argv.iter().find(|a| a.starts_with("vfio-ap,")).unwrap();
@@ -66,7 +79,10 @@ fn iommufd_descriptors_arrive_at_the_numbers_in_argv_and_nothing_else_leaks() {
     assert_eq!(fd_numbers(&rec), [0, 1, 2, 3, 4], "{rec}");
     let target = |i: usize| rec["fds"][i]["target"].as_str().unwrap().to_string();
     assert_eq!(target(3), tree.at("dev/iommu").display().to_string());
-    assert_eq!(target(4), tree.at("dev/vfio/devices/vfio0").display().to_string());
+    assert_eq!(
+        target(4),
+        tree.at("dev/vfio/devices/vfio0").display().to_string()
+    );
 }
 
 #[test]
@@ -91,13 +107,29 @@ fn group_backend_passes_no_descriptors_and_qemu_exit_status_is_the_process_statu
     assert_eq!(status.code(), Some(5), "QEMU's own exit status");
     let rec = record(&rec);
     assert_eq!(fd_numbers(&rec), [0, 1, 2], "{rec}");
-    let argv: Vec<&str> = rec["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
-    assert_eq!(*argv.last().unwrap(), "-S", "extra args come last, verbatim");
-    assert!(argv.contains(&format!("vfio-ap,id=hostdev0,sysfsdev=/sys/bus/mdev/devices/{UUID}").as_str()));
-    assert!(argv.iter().any(|a| a.contains("appv=on,appvi=on")), "8.2 host model has appv: {argv:?}");
+    let argv: Vec<&str> = rec["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        *argv.last().unwrap(),
+        "-S",
+        "extra args come last, verbatim"
+    );
+    assert!(argv
+        .contains(&format!("vfio-ap,id=hostdev0,sysfsdev=/sys/bus/mdev/devices/{UUID}").as_str()));
+    assert!(
+        argv.iter().any(|a| a.contains("appv=on,appvi=on")),
+        "8.2 host model has appv: {argv:?}"
+    );
     // The QMP socket's directory was created, private.
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(dir.path().join("run")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(dir.path().join("run"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o700);
 }
 
@@ -123,10 +155,19 @@ fn the_probe_is_cached_until_the_binary_changes_or_no_cache() {
             .env("PATH", fake.parent().unwrap())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
-    let probes = || std::fs::read_to_string(&log).unwrap_or_default().lines().count();
+    let probes = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
     let first = run(&[]);
     assert_eq!(probes(), 1);
     assert!(!first.contains("(cached)"));

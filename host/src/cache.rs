@@ -40,7 +40,12 @@ impl Cache {
     /// could vouch for an image that was never verified.
     pub fn open(dir: impl Into<PathBuf>) -> Option<Self> {
         let dir = dir.into();
-        if fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).is_err() {
+        if fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .is_err()
+        {
             tracing::debug!(dir = %dir.display(), "cache directory cannot be created");
             return None;
         }
@@ -70,7 +75,8 @@ impl Cache {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         key.hash(&mut h);
-        self.dir.join(format!("{namespace}-{:016x}.json", h.finish()))
+        self.dir
+            .join(format!("{namespace}-{:016x}.json", h.finish()))
     }
 
     /// Reads the record stored under `key`, if present, well-formed, and stored for exactly this key.

@@ -192,11 +192,12 @@ pub fn build(
             cpu = cpu.kv(f, "on");
         }
         if pv {
-            let available = |feature: &str, uv: Option<bool>| match caps.and_then(|c| c.cpu_feature(feature)) {
-                Some(v) => v,
-                // The host model could not be asked: QEMU 8.2+ and the ultravisor decide.
-                None => caps.is_some_and(|c| c.version.at_least(8, 2)) && uv == Some(true),
-            };
+            let available =
+                |feature: &str, uv: Option<bool>| match caps.and_then(|c| c.cpu_feature(feature)) {
+                    Some(v) => v,
+                    // The host model could not be asked: QEMU 8.2+ and the ultravisor decide.
+                    None => caps.is_some_and(|c| c.version.at_least(8, 2)) && uv == Some(true),
+                };
             let appv = available("appv", host.uv_ap);
             if appv {
                 cpu = cpu.kv("appv", "on");
@@ -448,7 +449,10 @@ mod tests {
 
     #[test]
     fn escaping_doubles_commas_only() {
-        assert_eq!(qemu_escape(OsStr::new("/a,b,,c d")), OsString::from("/a,,b,,,,c d"));
+        assert_eq!(
+            qemu_escape(OsStr::new("/a,b,,c d")),
+            OsString::from("/a,,b,,,,c d")
+        );
         let raw = OsStr::from_bytes(b"/x\xff,y");
         assert_eq!(qemu_escape(raw).as_bytes(), b"/x\xff,,y");
     }

@@ -118,7 +118,11 @@ fn image_checks(_uv: &pv::UvInfo, image: &Path) -> Vec<Check> {
     match std::fs::File::open(image).and_then(|f| f.metadata()) {
         Ok(m) if m.is_file() => vec![Check::pass(
             ID,
-            format!("{} is a readable file of {} bytes", image.display(), m.len()),
+            format!(
+                "{} is a readable file of {} bytes",
+                image.display(),
+                m.len()
+            ),
         )],
         Ok(_) => vec![Check::fail(
             ID,

@@ -57,7 +57,8 @@ fn prepare(
     argv: &[OsString],
     fds: Vec<(OwnedFd, RawFd)>,
 ) -> Result<(CString, Vec<CString>), ExecError> {
-    let path = CString::new(binary.as_os_str().as_bytes()).map_err(|_| ExecError::Nul { index: 0 })?;
+    let path =
+        CString::new(binary.as_os_str().as_bytes()).map_err(|_| ExecError::Nul { index: 0 })?;
     let args = argv
         .iter()
         .enumerate()

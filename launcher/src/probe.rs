@@ -389,7 +389,10 @@ pub fn ask(
             }
             Err(e) => (
                 None,
-                Some(format!("the host CPU model could not be expanded: {}", e.desc)),
+                Some(format!(
+                    "the host CPU model could not be expanded: {}",
+                    e.desc
+                )),
             ),
         }
     } else {
@@ -692,10 +695,19 @@ mod tests {
             ),
             (
                 r#"query-cpu-model-expansion {"model":{"name":"host"},"type":"full"}"#.into(),
-                Ok(json!({"model":{"name":"gen16a-base","props":{"unpack":true,"ap":true,"appv":false,"zz":true,"n":1}}})),
+                Ok(
+                    json!({"model":{"name":"gen16a-base","props":{"unpack":true,"ap":true,"appv":false,"zz":true,"n":1}}}),
+                ),
             ),
         ]);
-        let caps = ask(&mut qmp, Path::new("/q"), QemuVersion::new(9, 1, 0), "p".into(), "kvm").unwrap();
+        let caps = ask(
+            &mut qmp,
+            Path::new("/q"),
+            QemuVersion::new(9, 1, 0),
+            "p".into(),
+            "kvm",
+        )
+        .unwrap();
         assert!(caps.has_type("vfio-ap") && caps.has_type("s390-pv-guest"));
         assert!(!caps.has_type("x"));
         assert!(caps.has_property("vfio-ap", "fd"));
@@ -710,7 +722,14 @@ mod tests {
     #[test]
     fn tcg_probe_does_not_ask_for_the_host_model() {
         let mut qmp = Scripted(vec![("qom-list-types".into(), Ok(json!([])))]);
-        let caps = ask(&mut qmp, Path::new("/q"), QemuVersion::new(7, 2, 0), String::new(), "tcg").unwrap();
+        let caps = ask(
+            &mut qmp,
+            Path::new("/q"),
+            QemuVersion::new(7, 2, 0),
+            String::new(),
+            "tcg",
+        )
+        .unwrap();
         assert_eq!(caps.cpu_feature("unpack"), None);
         assert!(caps.cpu_unknown.unwrap().contains("tcg"));
     }
@@ -729,7 +748,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("q");
         std::fs::write(&f, "").unwrap();
-        assert!(matches!(discover(Some(&f)), Err(ProbeError::NotExecutable { .. })));
+        assert!(matches!(
+            discover(Some(&f)),
+            Err(ProbeError::NotExecutable { .. })
+        ));
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(discover(Some(&f)).unwrap(), f);

@@ -89,9 +89,15 @@ pub fn checks(outcome: &Result<Probed, ProbeError>, needs: Needs) -> Vec<Check> 
                 "install a QEMU built with VFIO for s390x (CONFIG_VFIO_AP)",
             )
         } else if caps.vfio_ap_iommufd() {
-            Check::pass("qemu-vfio-ap", format!("QEMU {v} has vfio-ap with the group and iommufd backends (fd passing)"))
+            Check::pass(
+                "qemu-vfio-ap",
+                format!("QEMU {v} has vfio-ap with the group and iommufd backends (fd passing)"),
+            )
         } else {
-            Check::pass("qemu-vfio-ap", format!("QEMU {v} has vfio-ap (VFIO group backend; iommufd needs QEMU 9.0+)"))
+            Check::pass(
+                "qemu-vfio-ap",
+                format!("QEMU {v} has vfio-ap (VFIO group backend; iommufd needs QEMU 9.0+)"),
+            )
         });
     }
     let unknown = || {
@@ -172,10 +178,16 @@ mod tests {
     }
 
     fn probed(caps: QemuCaps) -> Result<Probed, ProbeError> {
-        Ok(Probed { caps, cached: false })
+        Ok(Probed {
+            caps,
+            cached: false,
+        })
     }
 
-    const ALL: Needs = Needs { pv: true, crypto: true };
+    const ALL: Needs = Needs {
+        pv: true,
+        crypto: true,
+    };
 
     #[test]
     fn a_modern_kvm_qemu_passes_everything() {
@@ -183,7 +195,14 @@ mod tests {
         assert!(c.iter().all(|c| c.status == Status::Pass), "{c:?}");
         assert_eq!(
             c.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
-            ["qemu-binary", "qemu-pv", "qemu-vfio-ap", "cpu-unpack", "cpu-ap", "cpu-appv"]
+            [
+                "qemu-binary",
+                "qemu-pv",
+                "qemu-vfio-ap",
+                "cpu-unpack",
+                "cpu-ap",
+                "cpu-appv"
+            ]
         );
     }
 
@@ -206,7 +225,11 @@ mod tests {
         let c = checks(&probed(caps), ALL);
         assert_eq!(
             statuses(&c)[3..],
-            [("cpu-unpack", Status::Skip), ("cpu-ap", Status::Skip), ("cpu-appv", Status::Skip)]
+            [
+                ("cpu-unpack", Status::Skip),
+                ("cpu-ap", Status::Skip),
+                ("cpu-appv", Status::Skip)
+            ]
         );
         assert!(c[3].message.contains("tcg"));
     }
@@ -230,10 +253,20 @@ mod tests {
 
     #[test]
     fn a_missing_binary_fails_and_skips_the_rest() {
-        let c = checks(&Err(ProbeError::NotFound), Needs { pv: false, crypto: true });
+        let c = checks(
+            &Err(ProbeError::NotFound),
+            Needs {
+                pv: false,
+                crypto: true,
+            },
+        );
         assert_eq!(
             statuses(&c),
-            [("qemu-binary", Status::Fail), ("qemu-vfio-ap", Status::Skip), ("cpu-ap", Status::Skip)]
+            [
+                ("qemu-binary", Status::Fail),
+                ("qemu-vfio-ap", Status::Skip),
+                ("cpu-ap", Status::Skip)
+            ]
         );
     }
 }

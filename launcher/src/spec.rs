@@ -573,9 +573,8 @@ fn check_disk(disk: &Disk, source: &str) -> Result<(), SpecError> {
         if !["none", "writeback", "writethrough", "directsync", "unsafe"].contains(&cache.as_str())
         {
             return Err(
-                SpecError::new(source, format!("cache mode {cache:?} is unknown")).hint(
-                    "use cache=none, writeback, writethrough, directsync or unsafe",
-                ),
+                SpecError::new(source, format!("cache mode {cache:?} is unknown"))
+                    .hint("use cache=none, writeback, writethrough, directsync or unsafe"),
             );
         }
     }
@@ -670,8 +669,11 @@ pub fn validate(
     let mdev = match &input.mdev {
         None => None,
         Some(text) => Some(parse_uuid(text).ok_or_else(|| {
-            SpecError::new(name!(mdev, "--mdev", "mdev"), format!("{text:?} is not a UUID"))
-                .hint("give the mdev's UUID as in /sys/bus/mdev/devices (see `aplaunch ap list`)")
+            SpecError::new(
+                name!(mdev, "--mdev", "mdev"),
+                format!("{text:?} is not a UUID"),
+            )
+            .hint("give the mdev's UUID as in /sys/bus/mdev/devices (see `aplaunch ap list`)")
         })?),
     };
 
@@ -680,7 +682,10 @@ pub fn validate(
         if let Some(img) = &input.pv_image {
             return Err(SpecError::new(
                 name!(pv_image, "--pv-image", "pv-image"),
-                format!("{} was given for a guest without Secure Execution (--no-pv)", img.display()),
+                format!(
+                    "{} was given for a guest without Secure Execution (--no-pv)",
+                    img.display()
+                ),
             )
             .hint("drop --no-pv to boot the SE image, or drop --pv-image for a plain guest"));
         }
@@ -735,8 +740,11 @@ pub fn validate(
             }
         }
         let Some(image) = input.pv_image.clone() else {
-            return Err(SpecError::new("--pv-image", "a Secure Execution guest needs its SE image")
-                .hint("add --pv-image IMG, or --no-pv (with --kernel or --disk) for a plain guest"));
+            return Err(SpecError::new(
+                "--pv-image",
+                "a Secure Execution guest needs its SE image",
+            )
+            .hint("add --pv-image IMG, or --no-pv (with --kernel or --disk) for a plain guest"));
         };
         check_path(&image, &name!(pv_image, "--pv-image", "pv-image"))?;
         Boot::Pv { image }
@@ -763,10 +771,11 @@ pub fn validate(
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         && !name.starts_with('.');
     if !name_ok {
-        return Err(
-            SpecError::new(name!(name, "--name", "name"), format!("{name:?} is not a usable guest name"))
-                .hint("use 1 to 64 characters of A-Z, a-z, 0-9, -, _ and . (not starting with .)"),
-        );
+        return Err(SpecError::new(
+            name!(name, "--name", "name"),
+            format!("{name:?} is not a usable guest name"),
+        )
+        .hint("use 1 to 64 characters of A-Z, a-z, 0-9, -, _ and . (not starting with .)"));
     }
 
     let memory_mib = match &input.memory {
@@ -867,10 +876,13 @@ fn check_extra_args_for_pv(args: &[OsString]) -> Result<(), SpecError> {
             )
             .hint("remove the balloon device: the ultravisor fences it for protected guests"));
         }
-        if a == "-mem-path" || a == "--mem-path" || a.contains("hugetlb") || a.contains("hugepages") {
+        if a == "-mem-path" || a == "--mem-path" || a.contains("hugetlb") || a.contains("hugepages")
+        {
             return Err(SpecError::new(
                 "extra QEMU arguments",
-                format!("{a:?} asks for huge-page backing, which a Secure Execution guest cannot use"),
+                format!(
+                    "{a:?} asks for huge-page backing, which a Secure Execution guest cannot use"
+                ),
             )
             .hint("remove the huge-page memory backend for a secure guest"));
         }
@@ -915,7 +927,10 @@ mod tests {
         assert_eq!(spec.name, "aplaunch-62177883");
         assert_eq!(spec.memory_mib, 2048);
         assert_eq!(spec.smp, 1);
-        assert_eq!(spec.qmp, PathBuf::from("/run/aplaunch/aplaunch-62177883.qmp"));
+        assert_eq!(
+            spec.qmp,
+            PathBuf::from("/run/aplaunch/aplaunch-62177883.qmp")
+        );
         assert!(spec.is_pv());
         assert_eq!(spec.pv_image(), Some(Path::new("/img/se.img")));
     }
@@ -923,9 +938,27 @@ mod tests {
     #[test]
     fn sealed_options_are_refused_with_pv() {
         for (input, flag) in [
-            (SpecInput { initrd: Some("/i".into()), ..pv_input() }, "--initrd"),
-            (SpecInput { append: Some("x".into()), ..pv_input() }, "--append"),
-            (SpecInput { kernel: Some("/k".into()), ..pv_input() }, "--kernel"),
+            (
+                SpecInput {
+                    initrd: Some("/i".into()),
+                    ..pv_input()
+                },
+                "--initrd",
+            ),
+            (
+                SpecInput {
+                    append: Some("x".into()),
+                    ..pv_input()
+                },
+                "--append",
+            ),
+            (
+                SpecInput {
+                    kernel: Some("/k".into()),
+                    ..pv_input()
+                },
+                "--kernel",
+            ),
         ] {
             let e = flags_only(input).unwrap_err();
             assert_eq!(e.source_name, flag);
@@ -936,36 +969,128 @@ mod tests {
     #[test]
     fn conflicting_and_bad_values_name_the_flag() {
         let cases: Vec<(SpecInput, &str)> = vec![
-            (SpecInput { mdev: Some("nope".into()), ..pv_input() }, "--mdev"),
-            (SpecInput { mdev: Some(UUID.replace('-', "")), ..pv_input() }, "--mdev"),
-            (SpecInput { no_pv: Some(true), ..pv_input() }, "--pv-image"),
-            (SpecInput { accel: Some(Accel::Tcg), ..pv_input() }, "--accel"),
-            (SpecInput { smp: Some(0), ..pv_input() }, "--smp"),
-            (SpecInput { smp: Some(249), ..pv_input() }, "--smp"),
-            (SpecInput { memory: Some("lots".into()), ..pv_input() }, "--memory"),
-            (SpecInput { name: Some("a b".into()), ..pv_input() }, "--name"),
-            (SpecInput { hugepages: Some(true), ..pv_input() }, "--hugepages"),
-            (SpecInput { pv_image: Some("/a\nb".into()), ..pv_input() }, "--pv-image"),
-            (SpecInput { qmp: Some("/q\n".into()), ..pv_input() }, "--qmp"),
-            (SpecInput { pv_image: None, ..pv_input() }, "--pv-image"),
             (
-                SpecInput { vfio_backend: Some(VfioBackend::Group), mdev: None, ..pv_input() },
+                SpecInput {
+                    mdev: Some("nope".into()),
+                    ..pv_input()
+                },
+                "--mdev",
+            ),
+            (
+                SpecInput {
+                    mdev: Some(UUID.replace('-', "")),
+                    ..pv_input()
+                },
+                "--mdev",
+            ),
+            (
+                SpecInput {
+                    no_pv: Some(true),
+                    ..pv_input()
+                },
+                "--pv-image",
+            ),
+            (
+                SpecInput {
+                    accel: Some(Accel::Tcg),
+                    ..pv_input()
+                },
+                "--accel",
+            ),
+            (
+                SpecInput {
+                    smp: Some(0),
+                    ..pv_input()
+                },
+                "--smp",
+            ),
+            (
+                SpecInput {
+                    smp: Some(249),
+                    ..pv_input()
+                },
+                "--smp",
+            ),
+            (
+                SpecInput {
+                    memory: Some("lots".into()),
+                    ..pv_input()
+                },
+                "--memory",
+            ),
+            (
+                SpecInput {
+                    name: Some("a b".into()),
+                    ..pv_input()
+                },
+                "--name",
+            ),
+            (
+                SpecInput {
+                    hugepages: Some(true),
+                    ..pv_input()
+                },
+                "--hugepages",
+            ),
+            (
+                SpecInput {
+                    pv_image: Some("/a\nb".into()),
+                    ..pv_input()
+                },
+                "--pv-image",
+            ),
+            (
+                SpecInput {
+                    qmp: Some("/q\n".into()),
+                    ..pv_input()
+                },
+                "--qmp",
+            ),
+            (
+                SpecInput {
+                    pv_image: None,
+                    ..pv_input()
+                },
+                "--pv-image",
+            ),
+            (
+                SpecInput {
+                    vfio_backend: Some(VfioBackend::Group),
+                    mdev: None,
+                    ..pv_input()
+                },
                 "--vfio-backend",
             ),
             (
-                SpecInput { extra_args: Some(vec!["-device".into(), "virtio-balloon-ccw".into()]), ..pv_input() },
+                SpecInput {
+                    extra_args: Some(vec!["-device".into(), "virtio-balloon-ccw".into()]),
+                    ..pv_input()
+                },
                 "extra QEMU arguments",
             ),
             (
-                SpecInput { extra_args: Some(vec!["-mem-path".into(), "/dev/hugepages".into()]), ..pv_input() },
+                SpecInput {
+                    extra_args: Some(vec!["-mem-path".into(), "/dev/hugepages".into()]),
+                    ..pv_input()
+                },
                 "extra QEMU arguments",
             ),
             (
-                SpecInput { no_pv: Some(true), pv_image: None, append: Some("x".into()), ..pv_input() },
+                SpecInput {
+                    no_pv: Some(true),
+                    pv_image: None,
+                    append: Some("x".into()),
+                    ..pv_input()
+                },
                 "--append",
             ),
             (
-                SpecInput { no_pv: Some(true), pv_image: None, accel: Some(Accel::Tcg), ..pv_input() },
+                SpecInput {
+                    no_pv: Some(true),
+                    pv_image: None,
+                    accel: Some(Accel::Tcg),
+                    ..pv_input()
+                },
                 "--mdev",
             ),
         ];
@@ -1015,15 +1140,33 @@ mod tests {
         assert_eq!(d.format, "qcow2");
         assert!(d.readonly);
         assert_eq!(d.cache.as_deref(), Some("none"));
-        assert_eq!(parse_disk_flag("/x,bogus=1").unwrap_err().source_name, "--disk");
+        assert_eq!(
+            parse_disk_flag("/x,bogus=1").unwrap_err().source_name,
+            "--disk"
+        );
         assert!(parse_disk_flag(",format=raw").is_err());
         assert!(parse_disk_flag("/x,cache=fast").is_err());
         assert!(parse_disk_flag("/x,format=a;b").is_err());
         let n = parse_net_flag("tap,ifname=tap0,mac=52:54:00:12:34:56").unwrap();
-        assert_eq!(n.backend, NetBackend::Tap { ifname: "tap0".into() });
+        assert_eq!(
+            n.backend,
+            NetBackend::Tap {
+                ifname: "tap0".into()
+            }
+        );
         assert_eq!(parse_net_flag("user").unwrap().backend, NetBackend::User);
-        for bad in ["tap", "user,ifname=x", "wifi", "user,mac=zz", "tap,ifname=a,b"] {
-            assert_eq!(parse_net_flag(bad).unwrap_err().source_name, "--net", "{bad}");
+        for bad in [
+            "tap",
+            "user,ifname=x",
+            "wifi",
+            "user,mac=zz",
+            "tap,ifname=a,b",
+        ] {
+            assert_eq!(
+                parse_net_flag(bad).unwrap_err().source_name,
+                "--net",
+                "{bad}"
+            );
         }
     }
 
@@ -1052,8 +1195,14 @@ ifname = "tap0"
 "#;
         let cfg = parse_config(text, "vm.toml", Path::new("/etc/vms")).unwrap();
         assert_eq!(cfg.pv_image, Some(PathBuf::from("/etc/vms/se.img")));
-        assert_eq!(cfg.disks.as_ref().unwrap()[0].path, PathBuf::from("/etc/vms/disk,1.img"));
-        let flags = SpecInput { smp: Some(4), ..SpecInput::default() };
+        assert_eq!(
+            cfg.disks.as_ref().unwrap()[0].path,
+            PathBuf::from("/etc/vms/disk,1.img")
+        );
+        let flags = SpecInput {
+            smp: Some(4),
+            ..SpecInput::default()
+        };
         let merged = cfg.clone().overridden_by(flags.clone());
         let origins = Origins {
             config: Some("vm.toml".into()),
@@ -1067,7 +1216,10 @@ ifname = "tap0"
         assert_eq!(spec.console, ConsoleKind::Virtio);
         assert_eq!(spec.vfio_backend, VfioBackend::Group);
         assert!(spec.rng);
-        assert_eq!(spec.extra_args, vec![OsString::from("-d"), "guest_errors".into()]);
+        assert_eq!(
+            spec.extra_args,
+            vec![OsString::from("-d"), "guest_errors".into()]
+        );
 
         // An error in a value the config set names the config key.
         let cfg = parse_config("smp = 999\npv-image = \"/i\"", "vm.toml", Path::new("/")).unwrap();
@@ -1085,8 +1237,12 @@ ifname = "tap0"
         let e = parse_config("name = \"a\"\nsmpp = 2\n", "vm.toml", Path::new("/")).unwrap_err();
         assert_eq!(e.source_name, "key `smpp` in vm.toml");
         assert!(e.message.contains("line 2"), "{e}");
-        let e = parse_config("[[disk]]\npath = \"/a\"\nsize = 3\n", "vm.toml", Path::new("/"))
-            .unwrap_err();
+        let e = parse_config(
+            "[[disk]]\npath = \"/a\"\nsize = 3\n",
+            "vm.toml",
+            Path::new("/"),
+        )
+        .unwrap_err();
         assert_eq!(e.source_name, "key `size` in vm.toml");
         let e = parse_config("smp = \"two\"\n", "vm.toml", Path::new("/")).unwrap_err();
         assert_eq!(e.source_name, "vm.toml");

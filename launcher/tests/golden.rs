@@ -43,7 +43,12 @@ fn v(major: u32, minor: u32) -> QemuCaps {
     QemuCaps::assumed(QemuVersion::new(major, minor, 0))
 }
 
-fn golden(name: &str, spec: &VmSpec, caps: Option<&QemuCaps>, facts: &HostFacts) -> launcher::builder::LaunchPlan {
+fn golden(
+    name: &str,
+    spec: &VmSpec,
+    caps: Option<&QemuCaps>,
+    facts: &HostFacts,
+) -> launcher::builder::LaunchPlan {
     let plan = build(spec, Path::new("/usr/bin/qemu-system-s390x"), caps, facts);
     let text: String = plan
         .argv
@@ -56,7 +61,12 @@ fn golden(name: &str, spec: &VmSpec, caps: Option<&QemuCaps>, facts: &HostFacts)
     }
     let expected = std::fs::read_to_string(&file)
         .unwrap_or_else(|e| panic!("{}: {e} (bless with APLAUNCH_BLESS=1)", file.display()));
-    assert_eq!(text, expected, "{name}: argv differs from {}", file.display());
+    assert_eq!(
+        text,
+        expected,
+        "{name}: argv differs from {}",
+        file.display()
+    );
     plan
 }
 
@@ -79,35 +89,74 @@ fn pv_with_mdev_across_qemu_versions() {
 
 #[test]
 fn pv_without_mdev() {
-    golden("pv-no-mdev", &spec(pv(false)), Some(&v(9, 1)), &host(false, false));
+    golden(
+        "pv-no-mdev",
+        &spec(pv(false)),
+        Some(&v(9, 1)),
+        &host(false, false),
+    );
 }
 
 #[test]
 fn iommufd_backend_chosen_by_auto_on_qemu_9_and_passed_fds() {
-    let plan = golden("pv-mdev-iommufd-auto-9.0", &spec(pv(true)), Some(&v(9, 0)), &host(true, true));
+    let plan = golden(
+        "pv-mdev-iommufd-auto-9.0",
+        &spec(pv(true)),
+        Some(&v(9, 0)),
+        &host(true, true),
+    );
     assert_eq!(plan.backend, ChosenBackend::Iommufd);
     assert_eq!(plan.fds.len(), 2);
-    assert_eq!((plan.fds[0].target, &plan.fds[0].source), (IOMMUFD_FD, &FdSource::Iommufd));
+    assert_eq!(
+        (plan.fds[0].target, &plan.fds[0].source),
+        (IOMMUFD_FD, &FdSource::Iommufd)
+    );
     assert_eq!(
         (plan.fds[1].target, &plan.fds[1].source),
         (VFIO_CDEV_FD, &FdSource::VfioCdev("vfio0".into()))
     );
     // QEMU 8.2 has iommufd but not vfio-ap fd passing: auto takes the group backend.
-    let plan = build(&spec(pv(true)), Path::new("/q"), Some(&v(8, 2)), &host(true, true));
+    let plan = build(
+        &spec(pv(true)),
+        Path::new("/q"),
+        Some(&v(8, 2)),
+        &host(true, true),
+    );
     assert_eq!(plan.backend, ChosenBackend::Group);
     // No cdev: group.
-    let plan = build(&spec(pv(true)), Path::new("/q"), Some(&v(10, 1)), &host(false, true));
+    let plan = build(
+        &spec(pv(true)),
+        Path::new("/q"),
+        Some(&v(10, 1)),
+        &host(false, true),
+    );
     assert_eq!(plan.backend, ChosenBackend::Group);
 }
 
 #[test]
 fn explicit_backends_are_honoured_even_when_qemu_lacks_them() {
-    let group = SpecInput { vfio_backend: Some(VfioBackend::Group), ..pv(true) };
-    let plan = golden("pv-mdev-group-forced-10.1", &spec(group), Some(&v(10, 1)), &host(true, true));
+    let group = SpecInput {
+        vfio_backend: Some(VfioBackend::Group),
+        ..pv(true)
+    };
+    let plan = golden(
+        "pv-mdev-group-forced-10.1",
+        &spec(group),
+        Some(&v(10, 1)),
+        &host(true, true),
+    );
     assert_eq!(plan.backend, ChosenBackend::Group);
     // --force with a QEMU that cannot: the command line the user asked for is still built.
-    let iommufd = SpecInput { vfio_backend: Some(VfioBackend::Iommufd), ..pv(true) };
-    let plan = golden("pv-mdev-iommufd-forced-8.1", &spec(iommufd), Some(&v(8, 1)), &host(true, true));
+    let iommufd = SpecInput {
+        vfio_backend: Some(VfioBackend::Iommufd),
+        ..pv(true)
+    };
+    let plan = golden(
+        "pv-mdev-iommufd-forced-8.1",
+        &spec(iommufd),
+        Some(&v(8, 1)),
+        &host(true, true),
+    );
     assert_eq!(plan.backend, ChosenBackend::Iommufd);
 }
 
@@ -115,12 +164,30 @@ fn explicit_backends_are_honoured_even_when_qemu_lacks_them() {
 fn appv_from_the_ultravisor_when_the_cpu_model_is_unknown() {
     let mut caps = v(9, 1);
     caps.cpu = None;
-    let plan = golden("pv-mdev-cpu-unknown-9.1", &spec(pv(true)), Some(&caps), &host(true, false));
-    assert!(plan.argv.iter().any(|a| a.to_string_lossy().contains("appv=on,appvi=on")));
-    let no_intr = HostFacts { uv_ap_intr: Some(false), ..host(true, false) };
+    let plan = golden(
+        "pv-mdev-cpu-unknown-9.1",
+        &spec(pv(true)),
+        Some(&caps),
+        &host(true, false),
+    );
+    assert!(plan
+        .argv
+        .iter()
+        .any(|a| a.to_string_lossy().contains("appv=on,appvi=on")));
+    let no_intr = HostFacts {
+        uv_ap_intr: Some(false),
+        ..host(true, false)
+    };
     let plan = build(&spec(pv(true)), Path::new("/q"), Some(&caps), &no_intr);
-    let cpu = plan.argv.iter().find(|a| a.to_string_lossy().starts_with("host,")).unwrap();
-    assert_eq!(cpu.to_string_lossy(), "host,ap=on,apqci=on,apft=on,apqi=on,appv=on");
+    let cpu = plan
+        .argv
+        .iter()
+        .find(|a| a.to_string_lossy().starts_with("host,"))
+        .unwrap();
+    assert_eq!(
+        cpu.to_string_lossy(),
+        "host,ap=on,apqci=on,apft=on,apqi=on,appv=on"
+    );
     // No probe at all (--force with a broken QEMU): nothing optional is guessed.
     let plan = golden("pv-mdev-no-probe", &spec(pv(true)), None, &host(true, true));
     assert_eq!(plan.backend, ChosenBackend::Group);
@@ -140,10 +207,20 @@ fn every_device_kind_under_pv() {
         rng: Some(true),
         console: Some(spec::ConsoleKind::Virtio),
         qmp: Some("/run/vm,1/qmp.sock".into()),
-        extra_args: Some(vec!["-d".into(), "guest_errors".into(), "-msg".into(), "timestamp=on".into()]),
+        extra_args: Some(vec![
+            "-d".into(),
+            "guest_errors".into(),
+            "-msg".into(),
+            "timestamp=on".into(),
+        ]),
         ..pv(true)
     };
-    golden("pv-all-devices-10.1", &spec(input), Some(&v(10, 1)), &host(true, false));
+    golden(
+        "pv-all-devices-10.1",
+        &spec(input),
+        Some(&v(10, 1)),
+        &host(true, false),
+    );
 }
 
 #[test]
@@ -157,7 +234,12 @@ fn plain_guests() {
         console: Some(spec::ConsoleKind::None),
         ..SpecInput::default()
     };
-    golden("plain-kernel-tcg", &spec(kernel), Some(&v(7, 2)), &HostFacts::default());
+    golden(
+        "plain-kernel-tcg",
+        &spec(kernel),
+        Some(&v(7, 2)),
+        &HostFacts::default(),
+    );
     let disk = SpecInput {
         no_pv: Some(true),
         name: Some("plain1".into()),
@@ -166,10 +248,18 @@ fn plain_guests() {
         nets: Some(vec![spec::parse_net_flag("user").unwrap()]),
         rng: Some(true),
         hugepages: Some(true),
-        extra_args: Some(vec!["-device".into(), "virtio-balloon-ccw,id=balloon0".into()]),
+        extra_args: Some(vec![
+            "-device".into(),
+            "virtio-balloon-ccw,id=balloon0".into(),
+        ]),
         ..SpecInput::default()
     };
-    golden("plain-disk-mdev-hugepages-9.1", &spec(disk), Some(&v(9, 1)), &host(true, false));
+    golden(
+        "plain-disk-mdev-hugepages-9.1",
+        &spec(disk),
+        Some(&v(9, 1)),
+        &host(true, false),
+    );
     let iommu = SpecInput {
         no_pv: Some(true),
         iommu_platform: Some(true),
@@ -177,5 +267,10 @@ fn plain_guests() {
         console: Some(spec::ConsoleKind::Virtio),
         ..SpecInput::default()
     };
-    golden("plain-iommu-platform-7.2", &spec(iommu), Some(&v(7, 2)), &HostFacts::default());
+    golden(
+        "plain-iommu-platform-7.2",
+        &spec(iommu),
+        Some(&v(7, 2)),
+        &HostFacts::default(),
+    );
 }

@@ -33,7 +33,10 @@ fn all_plans() -> Vec<LaunchPlan> {
     };
     let caps = QemuCaps::assumed(QemuVersion::new(10, 1, 0));
     let devices = |base: SpecInput| SpecInput {
-        disks: Some(vec![spec::parse_disk_flag("/a,format=qcow2,readonly=on,cache=none").unwrap()]),
+        disks: Some(vec![spec::parse_disk_flag(
+            "/a,format=qcow2,readonly=on,cache=none",
+        )
+        .unwrap()]),
         nets: Some(vec![
             spec::parse_net_flag("user,mac=52:54:00:00:00:01").unwrap(),
             spec::parse_net_flag("tap,ifname=tap0").unwrap(),
@@ -101,20 +104,25 @@ fn names(reply: Result<Value, launcher::probe::QmpErrorReply>, what: &str) -> BT
 
 #[test]
 fn every_emitted_property_exists_in_the_real_qemu() {
-    let Some(qemu) = testkit::qemu::real_qemu("every_emitted_property_exists_in_the_real_qemu") else {
+    let Some(qemu) = testkit::qemu::real_qemu("every_emitted_property_exists_in_the_real_qemu")
+    else {
         return;
     };
     let mut session = ProbeSession::start(&qemu, "tcg").expect("start QEMU");
     let version = session.version;
     let qmp = &mut session.qmp;
-    let types: BTreeSet<String> = names(qmp.execute("qom-list-types", None).unwrap(), "qom-list-types");
+    let types: BTreeSet<String> = names(
+        qmp.execute("qom-list-types", None).unwrap(),
+        "qom-list-types",
+    );
     let mut checked = 0;
     let mut skipped = Vec::new();
     for ((opt, head), keys) in emitted(&all_plans()) {
         match opt.as_str() {
             "-device" => {
                 let known = names(
-                    qmp.execute("device-list-properties", Some(json!({"typename": head}))).unwrap(),
+                    qmp.execute("device-list-properties", Some(json!({"typename": head})))
+                        .unwrap(),
                     &head,
                 );
                 for key in &keys {
@@ -122,11 +130,19 @@ fn every_emitted_property_exists_in_the_real_qemu() {
                     if key == "id" || key == "bus" {
                         continue;
                     }
-                    if head == "vfio-ap" && (key == "iommufd" || key == "fd") && !version.at_least(9, 0) {
-                        skipped.push(format!("vfio-ap {key}: added in QEMU 9.0, this is {version}"));
+                    if head == "vfio-ap"
+                        && (key == "iommufd" || key == "fd")
+                        && !version.at_least(9, 0)
+                    {
+                        skipped.push(format!(
+                            "vfio-ap {key}: added in QEMU 9.0, this is {version}"
+                        ));
                         continue;
                     }
-                    assert!(known.contains(key), "-device {head}: QEMU {version} has no property {key:?} (has {known:?})");
+                    assert!(
+                        known.contains(key),
+                        "-device {head}: QEMU {version} has no property {key:?} (has {known:?})"
+                    );
                     checked += 1;
                 }
             }
@@ -140,19 +156,27 @@ fn every_emitted_property_exists_in_the_real_qemu() {
                     continue;
                 }
                 let known = names(
-                    qmp.execute("qom-list-properties", Some(json!({"typename": head}))).unwrap(),
+                    qmp.execute("qom-list-properties", Some(json!({"typename": head})))
+                        .unwrap(),
                     &head,
                 );
                 for key in keys.iter().filter(|k| *k != "id") {
-                    assert!(known.contains(key), "-object {head}: QEMU {version} has no property {key:?}");
+                    assert!(
+                        known.contains(key),
+                        "-object {head}: QEMU {version} has no property {key:?}"
+                    );
                     checked += 1;
                 }
             }
             "-machine" => {
                 assert_eq!(head, "s390-ccw-virtio");
-                let machine = format!("s390-ccw-virtio-{}.{}-machine", version.major, version.minor);
+                let machine = format!(
+                    "s390-ccw-virtio-{}.{}-machine",
+                    version.major, version.minor
+                );
                 let known = names(
-                    qmp.execute("qom-list-properties", Some(json!({"typename": machine}))).unwrap(),
+                    qmp.execute("qom-list-properties", Some(json!({"typename": machine})))
+                        .unwrap(),
                     &machine,
                 );
                 for key in &keys {
@@ -161,7 +185,10 @@ fn every_emitted_property_exists_in_the_real_qemu() {
                     if key == "accel" {
                         continue;
                     }
-                    assert!(known.contains(key), "-machine: QEMU {version} has no property {key:?}");
+                    assert!(
+                        known.contains(key),
+                        "-machine: QEMU {version} has no property {key:?}"
+                    );
                     checked += 1;
                 }
             }
@@ -182,10 +209,15 @@ fn every_emitted_property_exists_in_the_real_qemu() {
                     .collect();
                 for key in &keys {
                     if (key == "appv" || key == "appvi") && !version.at_least(8, 2) {
-                        skipped.push(format!("cpu feature {key}: added in QEMU 8.2, this is {version}"));
+                        skipped.push(format!(
+                            "cpu feature {key}: added in QEMU 8.2, this is {version}"
+                        ));
                         continue;
                     }
-                    assert!(known.contains(key), "-cpu: QEMU {version} has no feature {key:?}");
+                    assert!(
+                        known.contains(key),
+                        "-cpu: QEMU {version} has no feature {key:?}"
+                    );
                     checked += 1;
                 }
             }

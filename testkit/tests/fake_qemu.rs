@@ -20,10 +20,18 @@ fn records_argv_and_descriptors_and_exits_with_the_asked_code() {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
     assert_eq!(v["argv"][1], "-name");
     assert_eq!(v["argv"][3], "x y");
-    let fds: Vec<i64> = v["fds"].as_array().unwrap().iter().map(|f| f["fd"].as_i64().unwrap()).collect();
+    let fds: Vec<i64> = v["fds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["fd"].as_i64().unwrap())
+        .collect();
     // Whatever else the test runner inherited may follow; stdio is always recorded.
     assert_eq!(fds[..3], [0, 1, 2], "{v}");
-    assert_eq!(v["fds"][0]["target"], "/dev/null", "std gives a null stdin: {v}");
+    assert_eq!(
+        v["fds"][0]["target"], "/dev/null",
+        "std gives a null stdin: {v}"
+    );
 }
 
 #[test]
@@ -38,7 +46,11 @@ fn answers_a_probe_conversation() {
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, r#"{{"execute":"query-version","id":0}}"#).unwrap();
     writeln!(stdin, r#"{{"execute":"qmp_capabilities","id":1}}"#).unwrap();
-    writeln!(stdin, r#"{{"execute":"device-list-properties","arguments":{{"typename":"vfio-ap"}},"id":2}}"#).unwrap();
+    writeln!(
+        stdin,
+        r#"{{"execute":"device-list-properties","arguments":{{"typename":"vfio-ap"}},"id":2}}"#
+    )
+    .unwrap();
     writeln!(stdin, r#"{{"execute":"query-cpu-model-expansion","arguments":{{"type":"full","model":{{"name":"host"}}}},"id":3}}"#).unwrap();
     writeln!(stdin, r#"{{"execute":"quit","id":4}}"#).unwrap();
     drop(stdin);
@@ -51,7 +63,11 @@ fn answers_a_probe_conversation() {
     assert_eq!(lines[0]["QMP"]["version"]["qemu"]["minor"], 2);
     assert_eq!(lines[1]["error"]["class"], "CommandNotFound");
     assert_eq!(lines[2]["id"], 1);
-    assert_eq!(lines[3]["return"].as_array().unwrap().len(), 1, "8.2 vfio-ap has only sysfsdev");
+    assert_eq!(
+        lines[3]["return"].as_array().unwrap().len(),
+        1,
+        "8.2 vfio-ap has only sysfsdev"
+    );
     assert_eq!(lines[4]["return"]["model"]["props"]["appv"], true);
     assert_eq!(lines[5]["id"], 4);
 }

@@ -133,10 +133,7 @@ impl LaunchArgs {
     pub fn spec(&self) -> Result<VmSpec, SpecError> {
         let flags = self.spec_input()?;
         let (config_input, config_name) = match &self.config {
-            Some(path) => (
-                spec::load_config(path)?,
-                Some(path.display().to_string()),
-            ),
+            Some(path) => (spec::load_config(path)?, Some(path.display().to_string())),
             None => (SpecInput::default(), None),
         };
         let merged = config_input.clone().overridden_by(flags.clone());
@@ -373,8 +370,9 @@ fn open_passed_fds(root: &HostRoot, plan: &LaunchPlan) -> Result<Vec<(OwnedFd, R
             nix::sys::stat::Mode::empty(),
         )
         .map_err(|e| {
-            AppError::failed("io", format!("cannot open /{host_path}: {e}"))
-                .with_hint("run as a user who may open the VFIO devices (root, or the kvm/vfio group)")
+            AppError::failed("io", format!("cannot open /{host_path}: {e}")).with_hint(
+                "run as a user who may open the VFIO devices (root, or the kvm/vfio group)",
+            )
         })?;
         fds.push((fd, passed.target));
     }

@@ -89,8 +89,10 @@ fn probe(args: &[String]) {
         let _ = writeln!(out, "{v}");
         let _ = out.flush();
     };
-    send(json!({"QMP": {"version": {"qemu": {"major": major, "minor": minor, "micro": micro},
-        "package": "fake-qemu"}, "capabilities": ["oob"]}}));
+    send(
+        json!({"QMP": {"version": {"qemu": {"major": major, "minor": minor, "micro": micro},
+        "package": "fake-qemu"}, "capabilities": ["oob"]}}),
+    );
     // An event before any reply, as real QEMU may send.
     let mut negotiated = false;
     for line in std::io::stdin().lock().lines() {
@@ -107,7 +109,10 @@ fn probe(args: &[String]) {
                 .to_string()
         };
         let reply: Result<Value, (&str, String)> = if !negotiated && cmd != "qmp_capabilities" {
-            Err(("CommandNotFound", "Expecting capabilities negotiation with 'qmp_capabilities'".into()))
+            Err((
+                "CommandNotFound",
+                "Expecting capabilities negotiation with 'qmp_capabilities'".into(),
+            ))
         } else {
             match cmd {
                 "qmp_capabilities" => {
@@ -116,9 +121,16 @@ fn probe(args: &[String]) {
                 }
                 "qom-list-types" => {
                     let mut types = vec![
-                        "vfio-ap", "virtio-blk-ccw", "virtio-net-ccw", "virtio-serial-ccw",
-                        "virtio-rng-ccw", "virtconsole", "sclpconsole", "rng-random",
-                        "memory-backend-file", "virtio-balloon-ccw",
+                        "vfio-ap",
+                        "virtio-blk-ccw",
+                        "virtio-net-ccw",
+                        "virtio-serial-ccw",
+                        "virtio-rng-ccw",
+                        "virtconsole",
+                        "sclpconsole",
+                        "rng-random",
+                        "memory-backend-file",
+                        "virtio-balloon-ccw",
                     ];
                     if at_least(6, 0) {
                         types.push("s390-pv-guest");
@@ -126,7 +138,12 @@ fn probe(args: &[String]) {
                     if at_least(8, 2) {
                         types.push("iommufd");
                     }
-                    Ok(Value::Array(types.into_iter().map(|t| json!({"name": t, "parent": "x"})).collect()))
+                    Ok(Value::Array(
+                        types
+                            .into_iter()
+                            .map(|t| json!({"name": t, "parent": "x"}))
+                            .collect(),
+                    ))
                 }
                 "device-list-properties" => {
                     let t = arg("typename");
@@ -136,7 +153,12 @@ fn probe(args: &[String]) {
                         "sclpconsole" | "virtconsole" => vec!["chardev"],
                         _ => vec!["iommu_platform", "devno"],
                     };
-                    Ok(Value::Array(props.into_iter().map(|p| json!({"name": p, "type": "str"})).collect()))
+                    Ok(Value::Array(
+                        props
+                            .into_iter()
+                            .map(|p| json!({"name": p, "type": "str"}))
+                            .collect(),
+                    ))
                 }
                 "qom-list-properties" => Ok(json!([{"name": "type", "type": "string"}])),
                 "query-cpu-model-expansion" => {
@@ -145,16 +167,24 @@ fn probe(args: &[String]) {
                             "unpack": true, "ap": true, "apqci": true, "apft": true, "apqi": true,
                             "appv": at_least(8, 2), "appvi": at_least(8, 2), "els": true}}}))
                     } else {
-                        Err(("GenericError", "The CPU definition 'host' is unknown.".into()))
+                        Err((
+                            "GenericError",
+                            "The CPU definition 'host' is unknown.".into(),
+                        ))
                     }
                 }
                 "quit" => {
                     send(with_id(json!({"return": {}}), &id));
-                    send(json!({"event": "SHUTDOWN", "data": {"guest": false, "reason": "host-qmp-quit"},
-                        "timestamp": {"seconds": 0, "microseconds": 0}}));
+                    send(
+                        json!({"event": "SHUTDOWN", "data": {"guest": false, "reason": "host-qmp-quit"},
+                        "timestamp": {"seconds": 0, "microseconds": 0}}),
+                    );
                     return;
                 }
-                other => Err(("CommandNotFound", format!("The command {other} has not been found"))),
+                other => Err((
+                    "CommandNotFound",
+                    format!("The command {other} has not been found"),
+                )),
             }
         };
         let msg = match reply {
