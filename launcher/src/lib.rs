@@ -5,6 +5,7 @@ pub mod builder;
 pub mod checks;
 pub mod cli;
 pub mod exec;
+pub mod explain;
 pub mod probe;
 pub mod qemu_checks;
 pub mod snapshot;

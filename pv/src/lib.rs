@@ -12,6 +12,7 @@ pub mod hostkey;
 pub mod kvm;
 pub mod readiness;
 pub mod uv;
+pub mod uvrc;
 
 pub use error::{Error, Result};
 pub use hostkey::HostKeyHash;

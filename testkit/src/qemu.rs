@@ -29,11 +29,11 @@ pub fn real_qemu(test: &str) -> Option<PathBuf> {
     None
 }
 
-/// The fake QEMU binary (testkit's `fake-qemu`), built next to the running test.
+/// The fake QEMU binary itself (testkit's `fake-qemu`), built next to the running test.
 ///
 /// `cargo test --workspace` builds it (testkit has integration tests); when it is missing
 /// (`cargo test -p aplaunch` alone) it is built with `cargo build -p testkit --bin fake-qemu`.
-pub fn fake_qemu() -> PathBuf {
+pub fn fake_qemu_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
     // target/<profile>/deps/<test> -> target/<profile>/fake-qemu
     let profile_dir = exe
@@ -54,4 +54,37 @@ pub fn fake_qemu() -> PathBuf {
         );
     }
     path
+}
+
+/// The fake QEMU to run: the binary, or, when the tests run under an emulator (the s390x
+/// suite under qemu-user, `CARGO_TARGET_S390X_UNKNOWN_LINUX_GNU_RUNNER`), a shell script
+/// next to it that execs the binary through that runner, so that programs which exec it
+/// (aplaunch) need no binfmt_misc registration. Either way exec keeps the pid.
+pub fn fake_qemu() -> PathBuf {
+    let binary = fake_qemu_binary();
+    let runner = if cfg!(target_arch = "s390x") {
+        std::env::var("CARGO_TARGET_S390X_UNKNOWN_LINUX_GNU_RUNNER")
+            .ok()
+            .filter(|r| !r.trim().is_empty())
+    } else {
+        None
+    };
+    let Some(runner) = runner else {
+        return binary;
+    };
+    let script = binary.with_file_name("fake-qemu-via-runner");
+    let text = format!(
+        "#!/bin/sh\nexec {} '{}' \"$@\"\n",
+        runner.trim(),
+        binary.display()
+    );
+    if std::fs::read_to_string(&script).ok().as_deref() != Some(text.as_str()) {
+        use std::os::unix::fs::PermissionsExt;
+        // Written beside and renamed: parallel tests never see a half-written script.
+        let tmp = binary.with_file_name(format!("fake-qemu-via-runner.{}", std::process::id()));
+        std::fs::write(&tmp, &text).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::rename(&tmp, &script).unwrap();
+    }
+    script
 }

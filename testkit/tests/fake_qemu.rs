@@ -3,13 +3,15 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-const FAKE: &str = env!("CARGO_BIN_EXE_fake-qemu");
+fn fake() -> std::path::PathBuf {
+    testkit::qemu::fake_qemu()
+}
 
 #[test]
 fn records_argv_and_descriptors_and_exits_with_the_asked_code() {
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("rec.json");
-    let status = Command::new(FAKE)
+    let status = Command::new(fake())
         .args(["-name", "a,,b", "x y"])
         .env("FAKE_QEMU_RECORD", &record)
         .env("FAKE_QEMU_EXIT", "7")
@@ -18,6 +20,8 @@ fn records_argv_and_descriptors_and_exits_with_the_asked_code() {
         .unwrap();
     assert_eq!(status.code(), Some(7));
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    // argv[0] is the binary's path (through a runner script when emulated).
+    assert!(v["argv"][0].as_str().unwrap().ends_with("fake-qemu"), "{v}");
     assert_eq!(v["argv"][1], "-name");
     assert_eq!(v["argv"][3], "x y");
     let fds: Vec<i64> = v["fds"]
@@ -36,7 +40,7 @@ fn records_argv_and_descriptors_and_exits_with_the_asked_code() {
 
 #[test]
 fn answers_a_probe_conversation() {
-    let mut child = Command::new(FAKE)
+    let mut child = Command::new(fake())
         .args(["-machine", "none", "-accel", "kvm", "-qmp", "stdio"])
         .env("FAKE_QEMU_VERSION", "8.2.1")
         .stdin(Stdio::piped())

@@ -22,9 +22,10 @@ pub fn z16() -> HostTree {
     HostTree::from_example("z16-se")
 }
 
-/// `aplaunch` with a private cache directory.
+/// `aplaunch` (through the target's runner when emulated) with a private cache directory.
 pub fn aplaunch(cache: &Path) -> std::process::Command {
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("aplaunch"));
+    use assert_cmd::cargo::CommandCargoExt;
+    let mut cmd = std::process::Command::cargo_bin("aplaunch").unwrap();
     cmd.env("APLAUNCH_CACHE_DIR", cache)
         .env_remove("APLAUNCH_HOST_ROOT")
         .env("NO_COLOR", "1");

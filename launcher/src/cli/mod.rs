@@ -1,6 +1,8 @@
 //! The `aplaunch` command line: argument definitions, dispatch, output and exit codes.
 
 mod check;
+mod docs;
+mod explain;
 mod host_cmd;
 pub mod launch;
 pub mod output;
@@ -27,9 +29,9 @@ pub struct GlobalArgs {
     pub quiet: bool,
 }
 
-/// aplaunch: Secure Execution guests with vfio_ap crypto on IBM Z / LinuxONE KVM hosts.
+/// Start Secure Execution guests with vfio_ap crypto passthrough on IBM Z / LinuxONE KVM hosts
 #[derive(Debug, Parser)]
-#[command(name = "aplaunch", version, about, long_about = None, propagate_version = true)]
+#[command(name = "aplaunch", version, propagate_version = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -48,6 +50,12 @@ pub enum Command {
     /// Host-level tools (snapshot)
     #[command(subcommand)]
     Host(host_cmd::HostCommand),
+    /// Explain an error line from QEMU, the kernel log or the ultravisor, and how to fix it
+    Explain(explain::ExplainArgs),
+    /// Print the man page (or write all pages with --output DIR)
+    Man(docs::ManArgs),
+    /// Print a shell completion script
+    Completions(docs::CompletionsArgs),
 }
 
 /// Runs the CLI with the process's arguments and returns its exit code.
@@ -133,6 +141,9 @@ fn run(cli: Cli, out: &Output) -> Result<Exit, AppError> {
         Command::Check(args) => check::run(&cli.global, args, out),
         Command::Host(cmd) => host_cmd::run(&cli.global, cmd, out),
         Command::Launch(args) => launch::run(&cli.global, *args, out),
+        Command::Explain(args) => explain::run(args, out),
+        Command::Man(args) => docs::man(args, out),
+        Command::Completions(args) => docs::completions(args),
     }
 }
 
