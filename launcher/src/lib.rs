@@ -6,6 +6,7 @@ pub mod checks;
 pub mod cli;
 pub mod exec;
 pub mod explain;
+pub mod launch;
 pub mod probe;
 pub mod qemu_checks;
 pub mod snapshot;

@@ -3,17 +3,14 @@
 
 use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
-use crate::builder::{self, FdSource, LaunchPlan};
-use crate::checks::{host_facts, launch_report, probe_qemu};
-use crate::exec;
-use crate::probe::{self, ProbeError, Probed};
+use crate::builder::{self, FdSource};
+use crate::launch::{self, default_qmp_dir, LaunchError, LaunchOptions, Planned};
 use crate::spec::{self, Accel, ConsoleKind, Origins, SpecError, SpecInput, VfioBackend, VmSpec};
 use clap::Args;
-use host::{Check, HostRoot, Report};
+use host::HostRoot;
 
 use std::ffi::OsString;
-use std::os::fd::{OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Arguments of `aplaunch launch`.
 #[derive(Debug, Clone, Default, Args)]
@@ -146,19 +143,6 @@ impl LaunchArgs {
     }
 }
 
-/// Where QMP sockets go by default: `/run/aplaunch` for root, else
-/// `$XDG_RUNTIME_DIR/aplaunch`, else `/tmp/aplaunch-UID`.
-pub fn default_qmp_dir() -> PathBuf {
-    let uid = nix::unistd::geteuid();
-    if uid.is_root() {
-        return PathBuf::from("/run/aplaunch");
-    }
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        Some(d) => PathBuf::from(d).join("aplaunch"),
-        None => PathBuf::from(format!("/tmp/aplaunch-{uid}")),
-    }
-}
-
 fn spec_error(e: SpecError) -> AppError {
     let mut err = AppError::usage(e.to_string());
     err.kind = "invalid-spec".into();
@@ -168,98 +152,42 @@ fn spec_error(e: SpecError) -> AppError {
     }
 }
 
-/// Everything decided before anything runs: the spec, the report and the command line.
-#[derive(Debug)]
-pub struct Prepared {
-    /// The validated spec.
-    pub spec: VmSpec,
-    /// The checks (failures demoted to warnings under --force).
-    pub report: Report,
-    /// The command line.
-    pub plan: LaunchPlan,
-    /// Why it must not run: failed checks without `--force`.
-    pub refusal: Option<AppError>,
-}
-
-/// Validates, checks and builds; `Err` for invalid input. Failed checks (without `force`)
-/// leave the command line built but set [`Prepared::refusal`].
-pub fn prepare(root: &HostRoot, args: &LaunchArgs) -> Result<Prepared, AppError> {
+/// Validates the flags (and config) into a spec and plans the launch.
+fn prepare(root: &HostRoot, args: &LaunchArgs) -> Result<Planned, AppError> {
     let spec = args.spec().map_err(spec_error)?;
-    let uv = pv::UvInfo::read(root);
-    let probed: Result<Probed, ProbeError> = probe_qemu(root, spec.qemu.as_deref(), args.no_cache);
-    let mut report = launch_report(root, &uv, &spec, &probed);
-    let caps = probed.as_ref().ok().map(|p| &p.caps);
-    let facts = host_facts(root, &uv, &spec);
-    let binary = match &probed {
-        Ok(p) => p.caps.binary.clone(),
-        Err(_) => spec
-            .qemu
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(probe::QEMU_NAME)),
+    let options = LaunchOptions {
+        force: args.force,
+        no_cache: args.no_cache,
     };
-    let plan = builder::build(&spec, &binary, caps, &facts);
-    if spec.vfio_backend == VfioBackend::Iommufd {
-        report.push(iommufd_check(caps, &facts));
-    }
-    let mut refusal = None;
-    if !report.ok {
-        if args.force {
-            report = report.forced();
-        } else {
-            let failed: Vec<&str> = report.failures().map(|c| c.id.as_str()).collect();
-            refusal = Some(
-                AppError::refused(
-                    "checks-failed",
-                    format!(
-                        "not launching: {} check(s) failed: {}",
-                        failed.len(),
-                        failed.join(", ")
-                    ),
-                )
-                .with_hint("fix what the failed checks say, or add --force to launch anyway"),
-            );
-        }
-    }
-    Ok(Prepared {
-        spec,
-        report,
-        plan,
-        refusal,
-    })
+    Ok(launch::plan(root, spec, &options))
 }
 
-fn iommufd_check(caps: Option<&probe::QemuCaps>, facts: &builder::HostFacts) -> Check {
-    const ID: &str = "vfio-iommufd";
-    let mut missing = Vec::new();
-    if !caps.is_some_and(|c| c.version.at_least(9, 0) && c.vfio_ap_iommufd()) {
-        missing.push("QEMU 9.0+ with vfio-ap fd passing");
+fn refusal(planned: &Planned) -> Option<AppError> {
+    if !planned.refused {
+        return None;
     }
-    if !facts.iommufd {
-        missing.push("/dev/iommu");
-    }
-    if facts.vfio_cdev.is_none() {
-        missing.push("a vfio cdev for the mdev (/sys/bus/mdev/devices/UUID/vfio-dev)");
-    }
-    if missing.is_empty() {
-        Check::pass(ID, "iommufd backend: QEMU takes the iommufd and the mdev's vfio cdev as passed descriptors")
-    } else {
-        Check::fail(
-            ID,
-            format!("--vfio-backend iommufd needs {}", missing.join(", ")),
-            "use --vfio-backend group (or auto), or a kernel with CONFIG_IOMMUFD and CONFIG_VFIO_DEVICE_CDEV and QEMU 9.0+",
+    let failed: Vec<&str> = planned.report.failures().map(|c| c.id.as_str()).collect();
+    Some(
+        AppError::refused(
+            "checks-failed",
+            format!(
+                "not launching: {} check(s) failed: {}",
+                failed.len(),
+                failed.join(", ")
+            ),
         )
-    }
+        .with_hint("fix what the failed checks say, or add --force to launch anyway"),
+    )
 }
 
 /// Runs `aplaunch launch`.
 pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, AppError> {
     let root = super::host_root(global)?;
-    let Prepared {
-        spec,
-        report,
-        plan,
-        refusal,
-    } = prepare(&root, &args)?;
+    let planned = prepare(&root, &args)?;
+    let refusal = refusal(&planned);
+    let Planned {
+        spec, report, plan, ..
+    } = planned;
     if args.dry_run {
         let argv: Vec<String> = plan
             .argv
@@ -313,12 +241,21 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
     if !out.json && !out.quiet {
         eprint!("{}", report.render(out.colour_stderr));
     }
-    prepare_qmp_socket(&spec.qmp)?;
-    let fds = open_passed_fds(&root, &plan)?;
-    tracing::info!(command = %builder::shell_line(&plan.argv), "exec");
-    let err = exec::exec(&plan.binary, &plan.argv, fds);
-    Err(AppError::failed("exec", err.to_string())
-        .with_hint("check that the QEMU binary runs (see `aplaunch check --qemu`)"))
+    let err = launch::exec(&root, &spec, &plan);
+    let hint = match &err {
+        LaunchError::QmpInUse { .. } => "give this guest another --name or --qmp PATH",
+        LaunchError::QmpDir { .. } => "choose a writable place with --qmp PATH",
+        LaunchError::Open { .. } => {
+            "run as a user who may open the VFIO devices (root, or the kvm/vfio group)"
+        }
+        LaunchError::Exec(_) => "check that the QEMU binary runs (see `aplaunch check --qemu`)",
+    };
+    let app = match &err {
+        LaunchError::QmpInUse { .. } => AppError::refused("qmp-in-use", err.to_string()),
+        LaunchError::Exec(_) => AppError::failed("exec", err.to_string()),
+        _ => AppError::failed("io", err.to_string()),
+    };
+    Err(app.with_hint(hint))
 }
 
 fn describe_fd(source: &FdSource) -> String {
@@ -326,55 +263,4 @@ fn describe_fd(source: &FdSource) -> String {
         FdSource::Iommufd => "/dev/iommu".into(),
         FdSource::VfioCdev(name) => format!("/dev/vfio/devices/{name}"),
     }
-}
-
-/// Creates the QMP socket's directory (mode 0700) and refuses a socket another process
-/// is listening on.
-fn prepare_qmp_socket(path: &Path) -> Result<(), AppError> {
-    use std::os::unix::fs::DirBuilderExt;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| {
-                    AppError::failed("io", format!("cannot create {}: {e}", dir.display()))
-                        .with_hint("choose a writable place with --qmp PATH")
-                })?;
-        }
-    }
-    if std::os::unix::net::UnixStream::connect(path).is_ok() {
-        return Err(AppError::refused(
-            "qmp-in-use",
-            format!("{} is the QMP socket of a running QEMU", path.display()),
-        )
-        .with_hint("give this guest another --name or --qmp PATH"));
-    }
-    Ok(())
-}
-
-/// Opens the descriptors the plan passes (O_CLOEXEC until exec moves them into place).
-fn open_passed_fds(root: &HostRoot, plan: &LaunchPlan) -> Result<Vec<(OwnedFd, RawFd)>, AppError> {
-    use nix::fcntl::{open, OFlag};
-    let mut fds = Vec::new();
-    for passed in &plan.fds {
-        let host_path = match &passed.source {
-            FdSource::Iommufd => "dev/iommu".to_string(),
-            FdSource::VfioCdev(name) => format!("dev/vfio/devices/{name}"),
-        };
-        root.record(&host_path, host::Access::Node);
-        let fd = open(
-            &root.path(&host_path),
-            OFlag::O_RDWR | OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .map_err(|e| {
-            AppError::failed("io", format!("cannot open /{host_path}: {e}")).with_hint(
-                "run as a user who may open the VFIO devices (root, or the kvm/vfio group)",
-            )
-        })?;
-        fds.push((fd, passed.target));
-    }
-    Ok(fds)
 }
