@@ -1253,6 +1253,23 @@ ifname = "tap0"
     }
 
     #[test]
+    fn the_documented_example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/vm.toml");
+        let cfg = load_config(&path).unwrap();
+        let origins = Origins {
+            config: Some("vm.toml".into()),
+            from_config: cfg.clone(),
+            from_flags: SpecInput::default(),
+        };
+        let spec = validate(cfg, &origins, Path::new("/run")).unwrap();
+        assert_eq!(spec.name, "secure1");
+        assert!(spec.pv_image().unwrap().ends_with("images/demo-se.img"));
+        assert_eq!(spec.disks.len(), 2);
+        assert_eq!(spec.nets.len(), 1);
+        assert!(spec.rng && spec.iommu_platform);
+    }
+
+    #[test]
     fn opts_splitting() {
         assert_eq!(split_qemu_opts("a,,b,c"), vec!["a,b", "c"]);
         assert_eq!(split_qemu_opts(""), vec![""]);
