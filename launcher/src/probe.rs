@@ -655,6 +655,7 @@ pub fn probe_cached(
 mod tests {
     use super::*;
 
+    /// Replies by command and arguments (compared as JSON values, whatever the key order).
     struct Scripted(Vec<(String, Result<Value, QmpErrorReply>)>);
 
     impl QmpExchange for Scripted {
@@ -663,16 +664,17 @@ mod tests {
             command: &str,
             arguments: Option<Value>,
         ) -> std::io::Result<Result<Value, QmpErrorReply>> {
-            let key = match arguments {
-                Some(a) => format!("{command} {a}"),
-                None => command.to_string(),
+            let matches = |key: &str| {
+                let (cmd, args) = key.split_once(' ').unwrap_or((key, ""));
+                let args: Option<Value> =
+                    (!args.is_empty()).then(|| serde_json::from_str(args).unwrap());
+                cmd == command && args == arguments
             };
-            let pos = self.0.iter().position(|(k, _)| *k == key);
-            match pos {
+            match self.0.iter().position(|(k, _)| matches(k)) {
                 Some(i) => Ok(self.0.remove(i).1),
                 None => Ok(Err(QmpErrorReply {
                     class: "CommandNotFound".into(),
-                    desc: key,
+                    desc: command.to_string(),
                 })),
             }
         }

@@ -829,6 +829,14 @@ pub fn validate(
         .hint("drop --hugepages for a secure guest"));
     }
 
+    if pv && input.iommu_platform == Some(false) {
+        return Err(SpecError::new(
+            name!(iommu_platform, "--iommu-platform", "iommu-platform"),
+            "a Secure Execution guest's virtio devices always need iommu_platform=on",
+        )
+        .hint("drop iommu-platform = false for a secure guest"));
+    }
+
     let qmp = match &input.qmp {
         Some(p) => {
             check_path(p, &name!(qmp, "--qmp", "qmp"))?;
