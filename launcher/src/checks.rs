@@ -25,6 +25,10 @@ pub fn host_report(root: &HostRoot, request: &CheckRequest) -> Report {
         crypto: request.mdev.is_some(),
     };
     report.extend(pv::readiness::checks(root, &uv, &pv_options));
+    report.push(vfio::checks::module_loaded(root));
+    if let Some(uuid) = &request.mdev {
+        report.extend(vfio::checks::mdev_checks(root, uuid));
+    }
     if let Some(image) = &request.pv_image {
         // The same ultravisor reading serves the image checks (uv read once).
         report.extend(pv::image::checks(
@@ -33,6 +37,5 @@ pub fn host_report(root: &HostRoot, request: &CheckRequest) -> Report {
             &pv::image::VerifyOptions::default(),
         ));
     }
-    report.push(vfio::checks::module_loaded(root));
     report
 }

@@ -5,6 +5,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::FileTypeExt;
 
 /// The KVM device node.
 pub const KVM_NODE: &str = "dev/kvm";
@@ -36,26 +37,34 @@ pub enum Capability {
 pub fn check_extension(root: &HostRoot, cap: i32) -> Capability {
     root.record(KVM_NODE, host::Access::Node);
     let path = root.path(KVM_NODE);
-    if std::fs::symlink_metadata(&path).is_err() {
-        return Capability::NoNode;
+    let Ok(meta) = std::fs::metadata(&path) else {
+        return if std::fs::symlink_metadata(&path).is_ok() {
+            Capability::NotKvm // a dangling link
+        } else {
+            Capability::NoNode
+        };
+    };
+    // Only a character device can be KVM; anything else (a plain file in a host tree, a
+    // FIFO, a directory) is never sent an ioctl, but may hold a snapshot's record.
+    if !meta.file_type().is_char_device() {
+        return recorded(root).unwrap_or(Capability::NotKvm);
     }
-    // O_NONBLOCK: a FIFO planted in a host tree must not hang the check.
     let flags = OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
     let fd: OwnedFd = match nix::fcntl::open(&path, flags, Mode::empty()) {
         Ok(fd) => fd,
-        Err(Errno::EISDIR) => return Capability::NotKvm,
         Err(e) => return Capability::Failed(e),
     };
     // SAFETY: KVM_CHECK_EXTENSION takes an integer argument and writes no memory.
     match unsafe { kvm_check_extension(fd.as_raw_fd(), cap) } {
         Ok(v) => Capability::Answer(v),
-        Err(Errno::ENOTTY) | Err(Errno::EINVAL) => recorded(root).unwrap_or(Capability::NotKvm),
+        Err(Errno::ENOTTY) => Capability::NotKvm,
         Err(e) => Capability::Failed(e),
     }
 }
 
 fn recorded(root: &HostRoot) -> Option<Capability> {
     let meta = std::fs::metadata(root.path(KVM_NODE)).ok()?;
+    // Regular files only: reading a FIFO could block.
     if !meta.is_file() || meta.len() > 256 {
         return None;
     }
@@ -93,6 +102,25 @@ mod tests {
         );
         std::fs::remove_file(dir.path().join("dev/kvm")).unwrap();
         std::fs::create_dir(dir.path().join("dev/kvm")).unwrap();
+        assert_eq!(
+            check_extension(&root, KVM_CAP_S390_PROTECTED),
+            Capability::NotKvm
+        );
+    }
+
+    #[test]
+    fn dev_null_is_a_char_device_but_not_kvm() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("dev")).unwrap();
+        std::os::unix::fs::symlink("/dev/null", dir.path().join("dev/kvm")).unwrap();
+        let root = HostRoot::open(dir.path()).unwrap();
+        // The real kernel answers ENOTTY; an emulator that does not know the ioctl, ENOSYS.
+        match check_extension(&root, KVM_CAP_S390_PROTECTED) {
+            Capability::NotKvm | Capability::Failed(Errno::ENOSYS) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        std::fs::remove_file(dir.path().join("dev/kvm")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent", dir.path().join("dev/kvm")).unwrap();
         assert_eq!(
             check_extension(&root, KVM_CAP_S390_PROTECTED),
             Capability::NotKvm

@@ -13,6 +13,7 @@ pub mod image;
 pub mod kvm;
 pub mod readiness;
 pub mod uv;
+pub mod uvrc;
 
 pub use error::{Error, Result};
 pub use hostkey::HostKeyHash;
