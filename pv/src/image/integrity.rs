@@ -111,7 +111,11 @@ pub const BUFFERS: usize = 3;
 /// thread hashes, so reading and hashing overlap; memory stays constant whatever the
 /// image size. The components must be page aligned and inside the file (the caller
 /// checks); a file that shrinks meanwhile gives an `UnexpectedEof` error.
-pub fn compute(file: &File, components: &[Component], progress: &mut dyn Progress) -> io::Result<Digests> {
+pub fn compute(
+    file: &File,
+    components: &[Component],
+    progress: &mut dyn Progress,
+) -> io::Result<Digests> {
     use std::sync::mpsc::sync_channel;
     let total: u64 = components.iter().map(|c| c.len).sum();
     let mut pld = Sha512::new();
@@ -126,7 +130,9 @@ pub fn compute(file: &File, components: &[Component], progress: &mut dyn Progres
     let (full_tx, full_rx) = sync_channel::<io::Result<(Vec<u8>, usize)>>(BUFFERS);
     let (free_tx, free_rx) = sync_channel::<Vec<u8>>(BUFFERS);
     for _ in 0..BUFFERS {
-        free_tx.send(vec![0u8; BUFFER_SIZE]).expect("channel has room");
+        free_tx
+            .send(vec![0u8; BUFFER_SIZE])
+            .expect("channel has room");
     }
     let result = std::thread::scope(|scope| -> io::Result<()> {
         scope.spawn(move || {
@@ -134,8 +140,11 @@ pub fn compute(file: &File, components: &[Component], progress: &mut dyn Progres
                 let mut pos = 0u64;
                 while pos < c.len {
                     let Ok(mut buf) = free_rx.recv() else { return };
-                    let want = usize::try_from(c.len - pos).unwrap_or(usize::MAX).min(BUFFER_SIZE);
-                    let read = read_exact_at(file, &mut buf[..want], c.addr + pos).map(|()| (buf, want));
+                    let want = usize::try_from(c.len - pos)
+                        .unwrap_or(usize::MAX)
+                        .min(BUFFER_SIZE);
+                    let read =
+                        read_exact_at(file, &mut buf[..want], c.addr + pos).map(|()| (buf, want));
                     let failed = read.is_err();
                     if full_tx.send(read).is_err() || failed {
                         return;
