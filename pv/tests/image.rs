@@ -552,3 +552,25 @@ fn checks_report_an_unopenable_image_as_format_failure() {
     let p = write(&dir, "x.img", &broken(Defect::PldMismatch).bytes);
     assert_eq!(image::checks(&uv, &p, &off)[4].status, Status::Skip);
 }
+
+#[test]
+fn genprotimg_ipib_is_found_without_the_trailer_but_never_guessed() {
+    let spec = ImageSpec {
+        layout: testkit::image::Layout::Genprotimg,
+        ..ImageSpec::default()
+    };
+    let mut img = build(&spec);
+    let trailer = (testkit::image::STAGE3A_OFFSET + testkit::image::STAGE3A_LEN - 24) as usize;
+    img.bytes[trailer..trailer + 24].fill(0);
+    let se = SeImage::parse_bytes(&img.bytes, "no-trailer.img").unwrap();
+    assert_eq!(
+        se.ipib.as_ref().unwrap().offset,
+        0x13000,
+        "the page before the header"
+    );
+    // An IPIB there that describes another header is not taken.
+    img.put_u64(0x13000 + 0x78, 0x20000);
+    let se = SeImage::parse_bytes(&img.bytes, "other.img").unwrap();
+    assert!(se.ipib.is_none());
+    assert!(se.ipib_problem.unwrap().contains("no IPIB found"));
+}
