@@ -2,7 +2,9 @@
 # Installs what the test suites need on a fresh Debian 12 machine (run as root):
 # real QEMU for the QMP and command-line tests, and the s390x route: Debian's rustc 1.85
 # (the MSRV) with the s390x standard library in a private sysroot, the s390x cross linker
-# and qemu-user to run the big-endian test binaries.
+# and qemu-user to run the big-endian test binaries; the system OpenSSL (libssl-dev, which
+# the `openssl` crate links for SHA-2) for the host and, in the same private sysroot, for
+# s390x.
 set -euo pipefail
 
 SYSROOT=${APLAUNCH_S390X_SYSROOT:-/opt/aplaunch/s390x-sysroot}
@@ -24,7 +26,8 @@ echo "ci-setup: Debian Rust for s390x is $V"
 apt-get install -y -q --no-install-recommends \
     "rustc-web=$V" "cargo-web=$V" "libstd-rust-web-dev=$V" \
     gcc-s390x-linux-gnu libc6-dev-s390x-cross qemu-user \
-    qemu-system-misc qemu-utils openssl ca-certificates >/dev/null
+    qemu-system-misc qemu-utils openssl ca-certificates \
+    libssl-dev pkg-config >/dev/null
 
 if [ ! -d "$SYSROOT/usr/lib/rustlib/s390x-unknown-linux-gnu/lib" ]; then
     tmp=$(mktemp -d)
@@ -35,3 +38,29 @@ if [ ! -d "$SYSROOT/usr/lib/rustlib/s390x-unknown-linux-gnu/lib" ]; then
     rm -rf "$tmp"
 fi
 echo "ci-setup: s390x sysroot at $SYSROOT"
+
+# OpenSSL for s390x, also unpacked into the private sysroot rather than installed as
+# libssl-dev:s390x: that package is Multi-Arch "same", so it must have exactly the host's
+# libssl-dev version, and bookworm-security (which updates the amd64 one) carries no s390x
+# builds, so apt would refuse or downgrade the host's OpenSSL. The headers, libssl.so and
+# libcrypto.so (for linking) and the .so.3 files (for running under qemu-user) end up in
+# $SYSROOT/usr/include{,/s390x-linux-gnu} and $SYSROOT/usr/lib/s390x-linux-gnu;
+# scripts/test-s390x.sh points openssl-sys and the runner there.
+SSLV=$(apt-cache policy libssl-dev:s390x | awk '/Candidate:/ {print $2}')
+if [ -z "$SSLV" ] || [ "$SSLV" = "(none)" ]; then
+    echo "ci-setup: no libssl-dev:s390x in the apt sources" >&2
+    exit 1
+fi
+STAMP=$SYSROOT/.openssl-version
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$SSLV" ] \
+    || [ ! -e "$SYSROOT/usr/lib/s390x-linux-gnu/libcrypto.so.3" ]; then
+    tmp=$(mktemp -d)
+    chmod 755 "$tmp"
+    (cd "$tmp" && apt-get download -q "libssl-dev:s390x=$SSLV" "libssl3:s390x=$SSLV" >/dev/null 2>&1)
+    mkdir -p "$SYSROOT"
+    dpkg -x "$tmp"/libssl3_*_s390x.deb "$SYSROOT"
+    dpkg -x "$tmp"/libssl-dev_*_s390x.deb "$SYSROOT"
+    rm -rf "$tmp"
+    echo "$SSLV" >"$STAMP"
+fi
+echo "ci-setup: s390x OpenSSL $SSLV in $SYSROOT/usr/lib/s390x-linux-gnu"

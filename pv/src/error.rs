@@ -66,6 +66,15 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The system's libcrypto could not compute a digest (out of memory, or a broken
+    /// OpenSSL installation).
+    #[error("libcrypto cannot compute {algorithm}: {source}")]
+    Digest {
+        /// `SHA-512` or `SHA-256`.
+        algorithm: &'static str,
+        /// OpenSSL's error queue.
+        source: openssl::error::ErrorStack,
+    },
 }
 
 impl Error {
@@ -78,6 +87,7 @@ impl Error {
             Error::InvalidImage { .. } => Some("the image is damaged or incomplete: copy it again, or rebuild it with genprotimg/pvimg"),
             Error::HostKeysRead { .. } => Some("check the path and permissions of the --host-keys file"),
             Error::HostKeysFormat { .. } => Some("--host-keys takes lines of 64 hex digits (as in /sys/firmware/uv/keys/all) or a host-key document (X.509 PEM, P-521 key)"),
+            Error::Digest { .. } => Some("check the system OpenSSL library (Debian package libssl3) and free memory"),
             _ => None,
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod cmdline;
 pub mod cpuinfo;
+pub mod digest;
 pub mod error;
 pub mod hostkey;
 pub mod image;

@@ -8,7 +8,7 @@
 //! same to a verifier); the header's PLD, ALD, TLD and nep are computed by the rules, so
 //! a valid image verifies.
 
-use sha2::{Digest, Sha512};
+use openssl::hash::{Hasher, MessageDigest};
 use std::io::{self, Cursor, Seek, SeekFrom, Write};
 use std::path::Path;
 
@@ -254,9 +254,11 @@ pub fn write<W: Write + Seek>(spec: &ImageSpec, out: &mut W) -> io::Result<Writt
     out.write_all(&vec![0u8; (page_up(hdr_off + sehs) - hdr_off) as usize])?;
 
     // Components, hashed as they are written.
-    let mut pld = Sha512::new();
-    let mut ald = Sha512::new();
-    let mut tld = Sha512::new();
+    // SHA-512 by the system's libcrypto, as the verifier computes it.
+    let sha512 = || Hasher::new(MessageDigest::sha512()).map_err(io::Error::other);
+    let mut pld = sha512()?;
+    let mut ald = sha512()?;
+    let mut tld = sha512()?;
     let mut buf = vec![0u8; 1 << 20];
     let mut nep = 0u64;
     for (tweak, addr, len) in &comps {
@@ -265,11 +267,13 @@ pub fn write<W: Write + Seek>(spec: &ImageSpec, out: &mut W) -> io::Result<Writt
             let n = (*len - pos).min(buf.len() as u64) as usize;
             rng.fill(&mut buf[..n]);
             out.write_all(&buf[..n])?;
-            pld.update(&buf[..n]);
+            pld.update(&buf[..n]).map_err(io::Error::other)?;
             for p in 0..n as u64 / PAGE {
-                ald.update((addr + pos + p * PAGE).to_be_bytes());
-                tld.update(tweak);
-                tld.update((pos + p * PAGE).to_be_bytes());
+                ald.update(&(addr + pos + p * PAGE).to_be_bytes())
+                    .map_err(io::Error::other)?;
+                tld.update(tweak).map_err(io::Error::other)?;
+                tld.update(&(pos + p * PAGE).to_be_bytes())
+                    .map_err(io::Error::other)?;
             }
             nep += n as u64 / PAGE;
             pos += n as u64;
@@ -292,9 +296,9 @@ pub fn write<W: Write + Seek>(spec: &ImageSpec, out: &mut W) -> io::Result<Writt
     h[0x38..0x40].copy_from_slice(&spec.pcf.to_be_bytes());
     rng.fill(&mut h[0x40 + 14..0x40 + 80]);
     rng.fill(&mut h[0x90 + 14..0x90 + 80]);
-    h[0xE0..0x120].copy_from_slice(&pld.finalize());
-    h[0x120..0x160].copy_from_slice(&ald.finalize());
-    h[0x160..0x1A0].copy_from_slice(&tld.finalize());
+    h[0xE0..0x120].copy_from_slice(&pld.finish().map_err(io::Error::other)?);
+    h[0x120..0x160].copy_from_slice(&ald.finish().map_err(io::Error::other)?);
+    h[0x160..0x1A0].copy_from_slice(&tld.finish().map_err(io::Error::other)?);
     for (i, k) in spec.key_hashes.iter().enumerate() {
         let o = 0x1A0 + 80 * i;
         h[o..o + 32].copy_from_slice(k);

@@ -8,7 +8,6 @@
 
 use super::header::COORD_SIZE;
 use crate::hostkey::HostKeyHash;
-use sha2::{Digest, Sha256};
 
 /// One hash from a host-keys file, with where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,14 +24,9 @@ const OID_EC_PUBLIC_KEY: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01];
 const OID_SECP521R1: &[u8] = &[0x2B, 0x81, 0x04, 0x00, 0x23];
 
 /// The host key hash of a P-521 public key's coordinates.
-pub fn phkh(x: &[u8; P521_COORD], y: &[u8; P521_COORD]) -> HostKeyHash {
-    let mut h = Sha256::new();
+pub fn phkh(x: &[u8; P521_COORD], y: &[u8; P521_COORD]) -> crate::Result<HostKeyHash> {
     let pad = [0u8; COORD_SIZE - P521_COORD];
-    h.update(pad);
-    h.update(x);
-    h.update(pad);
-    h.update(y);
-    HostKeyHash(h.finalize().into())
+    crate::digest::sha256(&[&pad, x, &pad, y]).map(HostKeyHash)
 }
 
 /// Parses a host-keys file's contents.
@@ -110,7 +104,7 @@ fn parse_pem(text: &str) -> Result<Vec<LabeledHash>, String> {
         }
         .map_err(|e| format!("PEM block {n} ({kind}): {e}"))?;
         out.push(LabeledHash {
-            hash: phkh(&x, &y),
+            hash: phkh(&x, &y).map_err(|e| e.to_string())?,
             label: format!("host-key document {n}"),
         });
     }

@@ -6,7 +6,7 @@
 //! is one reused read buffer whatever the image size.
 
 use super::ipib::{Component, PAGE};
-use sha2::{Digest, Sha512};
+use crate::digest::Sha512;
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
 use std::os::unix::fs::FileExt;
@@ -118,9 +118,9 @@ pub fn compute(
 ) -> io::Result<Digests> {
     use std::sync::mpsc::sync_channel;
     let total: u64 = components.iter().map(|c| c.len).sum();
-    let mut pld = Sha512::new();
-    let mut ald = Sha512::new();
-    let mut tld = Sha512::new();
+    let mut pld = Sha512::new().map_err(io::Error::other)?;
+    let mut ald = Sha512::new().map_err(io::Error::other)?;
+    let mut tld = Sha512::new().map_err(io::Error::other)?;
     let pages_per_buf = BUFFER_SIZE / PAGE as usize;
     let mut addrs = Vec::with_capacity(pages_per_buf * 8);
     let mut tweaks = Vec::with_capacity(pages_per_buf * 16);
@@ -159,8 +159,9 @@ pub fn compute(
                 let (buf, want) = full_rx
                     .recv()
                     .map_err(|_| io::Error::other("the image reader stopped"))??;
-                pld.update(&buf[..want]);
+                let hashed = pld.update(&buf[..want]);
                 let _ = free_tx.send(buf);
+                hashed.map_err(io::Error::other)?;
                 addrs.clear();
                 tweaks.clear();
                 for p in 0..(want as u64 / PAGE) {
@@ -169,8 +170,8 @@ pub fn compute(
                     tweaks.extend_from_slice(&c.tweak_prefix);
                     tweaks.extend_from_slice(&offset.to_be_bytes());
                 }
-                ald.update(&addrs);
-                tld.update(&tweaks);
+                ald.update(&addrs).map_err(io::Error::other)?;
+                tld.update(&tweaks).map_err(io::Error::other)?;
                 nep += want as u64 / PAGE;
                 pos += want as u64;
                 done += want as u64;
@@ -182,9 +183,9 @@ pub fn compute(
     progress.finish();
     result?;
     Ok(Digests {
-        pld: pld.finalize().into(),
-        ald: ald.finalize().into(),
-        tld: tld.finalize().into(),
+        pld: pld.finish().map_err(io::Error::other)?,
+        ald: ald.finish().map_err(io::Error::other)?,
+        tld: tld.finish().map_err(io::Error::other)?,
         nep,
     })
 }
@@ -231,22 +232,22 @@ mod tests {
             },
         ];
         let d = compute(&f, &comps, &mut NoProgress).unwrap();
-        let mut pld = Sha512::new();
-        let mut ald = Sha512::new();
-        let mut tld = Sha512::new();
+        let mut pld = Sha512::new().unwrap();
+        let mut ald = Sha512::new().unwrap();
+        let mut tld = Sha512::new().unwrap();
         for c in &comps {
             for i in 0..c.len / PAGE {
                 let a = (c.addr + i * PAGE) as usize;
-                pld.update(&data[a..a + PAGE as usize]);
-                ald.update((c.addr + i * PAGE).to_be_bytes());
-                tld.update(c.tweak_prefix);
-                tld.update((i * PAGE).to_be_bytes());
+                pld.update(&data[a..a + PAGE as usize]).unwrap();
+                ald.update(&(c.addr + i * PAGE).to_be_bytes()).unwrap();
+                tld.update(&c.tweak_prefix).unwrap();
+                tld.update(&(i * PAGE).to_be_bytes()).unwrap();
             }
         }
         assert_eq!(d.nep, 3);
-        assert_eq!(d.pld, <[u8; 64]>::from(pld.finalize()));
-        assert_eq!(d.ald, <[u8; 64]>::from(ald.finalize()));
-        assert_eq!(d.tld, <[u8; 64]>::from(tld.finalize()));
+        assert_eq!(d.pld, pld.finish().unwrap());
+        assert_eq!(d.ald, ald.finish().unwrap());
+        assert_eq!(d.tld, tld.finish().unwrap());
         let past = [Component {
             tweak_prefix: [0; 8],
             addr: 0x4000,

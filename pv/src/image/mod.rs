@@ -297,7 +297,16 @@ impl SeImage {
             path: self.path.clone(),
             source,
         };
-        let digests = integrity::compute(&src.file, components, progress).map_err(read_err)?;
+        let digests = integrity::compute(&src.file, components, progress).map_err(|e| {
+            // A libcrypto failure travels through the I/O error; report it as itself.
+            if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+                *e.into_inner()
+                    .and_then(|inner| inner.downcast::<Error>().ok())
+                    .expect("checked above")
+            } else {
+                read_err(e)
+            }
+        })?;
         let outcome = self.compare(digests);
         if let (Some(cache), Integrity::Verified { .. }) = (cache, &outcome) {
             // Only vouch for the file if it did not change while it was read.
