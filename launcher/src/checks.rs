@@ -34,10 +34,10 @@ pub fn host_report(root: &HostRoot, request: &CheckRequest) -> Report {
     report.extend(pv::readiness::checks(root, &uv, &pv_options));
     report.push(vfio::checks::module_loaded(root));
     if let Some(uuid) = &request.mdev {
-        report.extend(mdev_checks(root, uuid));
+        report.extend(vfio::checks::mdev_checks(root, uuid));
     }
     if let Some(image) = &request.pv_image {
-        report.extend(image_checks(&uv, image));
+        report.extend(image_checks(&uv, image, request.no_cache));
     }
     if let Some(qemu) = &request.qemu {
         let explicit = (!qemu.as_os_str().is_empty()).then_some(qemu.as_path());
@@ -73,6 +73,7 @@ pub fn launch_report(
     uv: &pv::UvInfo,
     spec: &VmSpec,
     probe: &Result<Probed, ProbeError>,
+    no_cache: bool,
 ) -> Report {
     let mut report = Report::new();
     if spec.is_pv() {
@@ -84,10 +85,13 @@ pub fn launch_report(
     }
     if let Some(uuid) = &spec.mdev {
         report.push(vfio::checks::module_loaded(root));
-        report.extend(mdev_checks(root, &uuid.hyphenated().to_string()));
+        report.extend(vfio::checks::mdev_checks(
+            root,
+            &uuid.hyphenated().to_string(),
+        ));
     }
     if let Some(image) = spec.pv_image() {
-        report.extend(image_checks(uv, image));
+        report.extend(image_checks(uv, image, no_cache));
     }
     let needs = Needs {
         pv: spec.is_pv(),
@@ -97,44 +101,12 @@ pub fn launch_report(
     report
 }
 
-/// The mdev's checks.
-fn mdev_checks(root: &HostRoot, uuid: &str) -> Vec<Check> {
-    const ID: &str = "mdev-exists";
-    let dir = format!("sys/bus/mdev/devices/{uuid}");
-    if root.is_dir(&dir) {
-        vec![Check::pass(ID, format!("/{dir} exists"))]
-    } else {
-        vec![Check::fail(
-            ID,
-            format!("no mdev {uuid}: /{dir} does not exist"),
-            "create and start it (`aplaunch ap mdev create`, or `mdevctl start -u UUID`), or check the UUID with `aplaunch ap list`",
-        )]
-    }
-}
-
-/// The SE image's checks.
-fn image_checks(_uv: &pv::UvInfo, image: &Path) -> Vec<Check> {
-    const ID: &str = "image-file";
-    match std::fs::File::open(image).and_then(|f| f.metadata()) {
-        Ok(m) if m.is_file() => vec![Check::pass(
-            ID,
-            format!(
-                "{} is a readable file of {} bytes",
-                image.display(),
-                m.len()
-            ),
-        )],
-        Ok(_) => vec![Check::fail(
-            ID,
-            format!("{} is not a regular file", image.display()),
-            "name the SE image file built by pvimg/genprotimg",
-        )],
-        Err(e) => vec![Check::fail(
-            ID,
-            format!("cannot read the SE image {}: {e}", image.display()),
-            "name the SE image file built by pvimg/genprotimg",
-        )],
-    }
+fn image_checks(uv: &pv::UvInfo, image: &Path, no_cache: bool) -> Vec<Check> {
+    let options = pv::image::VerifyOptions {
+        use_cache: !no_cache,
+        ..pv::image::VerifyOptions::default()
+    };
+    pv::image::checks(uv, image, &options)
 }
 
 /// Reads what the builder needs from the host: UV AP features, the mdev's vfio cdev and

@@ -83,7 +83,7 @@ pub fn plan(root: &HostRoot, spec: VmSpec, options: &LaunchOptions) -> Planned {
     let uv = pv::UvInfo::read(root);
     let probed: Result<Probed, ProbeError> =
         probe_qemu(root, spec.qemu.as_deref(), options.no_cache);
-    let mut report = launch_report(root, &uv, &spec, &probed);
+    let mut report = launch_report(root, &uv, &spec, &probed, options.no_cache);
     let caps = probed.as_ref().ok().map(|p| &p.caps);
     let facts = host_facts(root, &uv, &spec);
     let binary = match &probed {
