@@ -81,7 +81,7 @@ fn main() -> std::process::ExitCode {
         "{}",
         serde_json::to_string_pretty(&argv).expect("argv as JSON")
     );
-    // To run it instead: `launch::exec(&root, &planned.spec, &planned.plan)` replaces this
+    // To run it instead: `launch::exec(&root, &planned)` replaces this
     // process with QEMU (it returns only on failure).
     std::process::ExitCode::SUCCESS
 }

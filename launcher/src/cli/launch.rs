@@ -186,7 +186,9 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
     let planned = prepare(&root, &args)?;
     let refusal = refusal(&planned);
     let Planned {
-        spec, report, plan, ..
+        ref report,
+        ref plan,
+        ..
     } = planned;
     if args.dry_run {
         let argv: Vec<String> = plan
@@ -241,7 +243,7 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
     if !out.json && !out.quiet {
         eprint!("{}", report.render(out.colour_stderr));
     }
-    let err = launch::exec(&root, &spec, &plan);
+    let err = launch::exec(&root, &planned);
     let hint = match &err {
         LaunchError::QmpInUse { .. } => "give this guest another --name or --qmp PATH",
         LaunchError::QmpDir { .. } => "choose a writable place with --qmp PATH",
