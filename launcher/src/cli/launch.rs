@@ -42,8 +42,8 @@ pub struct LaunchArgs {
     /// A virtio-net NIC: user[,mac=M] or tap,ifname=IF[,mac=M] (repeatable)
     #[arg(long, value_name = "SPEC")]
     pub net: Vec<String>,
-    /// The guest console on QEMU's stdio (default sclp)
-    #[arg(long, value_enum, value_name = "KIND")]
+    /// The guest console on QEMU's stdio (default sclp; a bare --console means sclp)
+    #[arg(long, value_enum, value_name = "KIND", num_args = 0..=1, default_missing_value = "sclp")]
     pub console: Option<ConsoleKind>,
     /// Add a virtio-rng device fed from the host's /dev/urandom
     #[arg(long)]
