@@ -78,7 +78,6 @@ pub struct Qmp {
     reader: LineReader,
     greeting: Greeting,
     timeout: Duration,
-    next_id: u64,
     /// Ids of commands whose reply was given up on; their late replies are discarded.
     abandoned: VecDeque<u64>,
     events: VecDeque<Event>,
@@ -112,7 +111,6 @@ impl Qmp {
                 capabilities: Vec::new(),
             },
             timeout: options.timeout,
-            next_id: 1,
             abandoned: VecDeque::new(),
             events: VecDeque::new(),
             max_events: options.max_events.max(1),
@@ -183,9 +181,13 @@ impl Qmp {
         timeout: Duration,
     ) -> Result<Value> {
         self.check_usable()?;
-        // Numeric ids keep requests short: QEMU's monitor reads a request byte by byte.
-        let id = self.next_id;
-        self.next_id += 1;
+        // Requests are kept short because QEMU's monitor reads them byte by byte, one main
+        // loop iteration each: the id is the smallest number that no abandoned command (whose
+        // reply may still come) holds, so it is unique among the replies that can arrive.
+        let mut id = 1;
+        while self.abandoned.contains(&id) {
+            id += 1;
+        }
         let mut request = json!({ "execute": command, "id": id });
         match arguments {
             Value::Null => {}
