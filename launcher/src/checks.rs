@@ -26,5 +26,16 @@ pub fn host_report(root: &HostRoot, request: &CheckRequest) -> Report {
     };
     report.extend(pv::readiness::checks(root, &uv, &pv_options));
     report.push(vfio::checks::module_loaded(root));
+    if let Some(uuid) = &request.mdev {
+        report.extend(vfio::checks::mdev_checks(root, uuid));
+    }
+    if let Some(image) = &request.pv_image {
+        // The same ultravisor reading serves the image checks (uv read once).
+        report.extend(pv::image::checks(
+            &uv,
+            image,
+            &pv::image::VerifyOptions::default(),
+        ));
+    }
     report
 }

@@ -3,6 +3,7 @@
 
 pub mod checks;
 pub mod cli;
+pub mod explain;
 pub mod hotplug;
 pub mod qmp;
 pub mod snapshot;

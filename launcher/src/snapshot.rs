@@ -60,6 +60,18 @@ fn read_everything(root: &HostRoot) {
     // Files that only explain a verdict in some states, and the whole ultravisor tree,
     // which bug reports want complete.
     let _ = root.read("proc/cmdline");
+    // The AP picture: the scan reads the bus, every card and queue, every mdev and every
+    // mdevctl definition; the VFIO nodes of each mdev are recorded as nodes.
+    let scan = vfio::ApScan::read(root);
+    for m in &scan.mdevs {
+        let _ = vfio::checks::mdev_checks_with(root, &scan, &m.uuid);
+        if let Some(node) = vfio::device::cdev_node(m) {
+            root.record(node, Access::Node);
+        }
+    }
+    for file in ["name", "device_api"] {
+        let _ = root.read_optional(format!("{}/{file}", vfio::mdev::TYPE_DIR));
+    }
     read_tree(root, Path::new(pv::uv::UV_DIR), 4);
 }
 

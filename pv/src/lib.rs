@@ -9,9 +9,11 @@ pub mod cmdline;
 pub mod cpuinfo;
 pub mod error;
 pub mod hostkey;
+pub mod image;
 pub mod kvm;
 pub mod readiness;
 pub mod uv;
+pub mod uvrc;
 
 pub use error::{Error, Result};
 pub use hostkey::HostKeyHash;

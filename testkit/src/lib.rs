@@ -1,4 +1,6 @@
 //! Test support shared by aplaunch's crates and end-to-end tests.
 
+pub mod ap;
 pub mod hosttree;
+pub mod image;
 pub mod qmp;

@@ -1,7 +1,11 @@
 //! The `aplaunch` command line: argument definitions, dispatch, output and exit codes.
 
+mod ap;
 mod check;
+mod docs;
+mod explain;
 mod host_cmd;
+pub mod image;
 pub mod output;
 mod qmp;
 
@@ -27,9 +31,9 @@ pub struct GlobalArgs {
     pub quiet: bool,
 }
 
-/// aplaunch: Secure Execution guests with vfio_ap crypto on IBM Z / LinuxONE KVM hosts.
+/// Start Secure Execution guests with vfio_ap crypto passthrough on IBM Z / LinuxONE KVM hosts
 #[derive(Debug, Parser)]
-#[command(name = "aplaunch", version, about, long_about = None, propagate_version = true)]
+#[command(name = "aplaunch", version, propagate_version = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -42,9 +46,21 @@ pub struct Cli {
 pub enum Command {
     /// Check this host's readiness for Secure Execution guests with crypto passthrough
     Check(check::CheckArgs),
+    /// AP crypto: cards, queues, masks, the vfio_ap matrix and its mdevs
+    #[command(subcommand)]
+    Ap(ap::ApCommand),
     /// Host-level tools (snapshot)
     #[command(subcommand)]
     Host(host_cmd::HostCommand),
+    /// Explain an error line from QEMU, the kernel log or the ultravisor, and how to fix it
+    Explain(explain::ExplainArgs),
+    /// Print the man page (or write all pages with --output DIR)
+    Man(docs::ManArgs),
+    /// Print a shell completion script
+    Completions(docs::CompletionsArgs),
+    /// Secure Execution boot images: inspect, verify offline against this host
+    #[command(subcommand)]
+    Image(image::ImageCommand),
     /// Hot plug, unplug and list the crypto device of a running guest through QMP
     #[command(subcommand)]
     Qmp(qmp::QmpCommand),
@@ -132,6 +148,11 @@ fn run(cli: Cli, out: &Output) -> Result<Exit, AppError> {
     match cli.command {
         Command::Check(args) => check::run(&cli.global, args, out),
         Command::Host(cmd) => host_cmd::run(&cli.global, cmd, out),
+        Command::Ap(cmd) => ap::run(&cli.global, cmd, out),
+        Command::Explain(args) => explain::run(args, out),
+        Command::Man(args) => docs::man(args, out),
+        Command::Completions(args) => docs::completions(args),
+        Command::Image(cmd) => image::run(&cli.global, cmd, out),
         Command::Qmp(cmd) => qmp::run(&cli.global, cmd, out),
     }
 }

@@ -1,0 +1,739 @@
+//! `aplaunch ap ...`: the AP bus, the vfio_ap matrix and its mdevs.
+
+use super::output::{AppError, Exit, Output};
+use super::GlobalArgs;
+use clap::{Args, Subcommand};
+use host::{HostRoot, Report};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::time::Duration;
+use vfio::lifecycle::{self, CreateRequest, MatrixChange, Outcome};
+use vfio::lock::ApLock;
+use vfio::mask::MaskSpec;
+use vfio::mdevctl::Start;
+use vfio::scan::ApScan;
+use vfio::write::HostWriter;
+use vfio::{Apid, Apqi};
+
+/// AP commands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ApCommand {
+    /// List crypto cards and queues (type, driver, status, owning mdev) and every mdev, active or only defined
+    List,
+    /// Draw the adapters x domains grid: host drivers, free for vfio_ap, or which mdev has each queue
+    Matrix,
+    /// Show the AP bus masks; with --apmask/--aqmask preview and apply a change
+    Masks(MasksArgs),
+    /// Check one mdev (or every mdev) for use by a guest
+    Check {
+        /// The mdev's UUID; all mdevs when left out
+        uuid: Option<String>,
+    },
+    /// Create, show, change and remove vfio_ap mdevs
+    #[command(subcommand)]
+    Mdev(MdevCommand),
+}
+
+/// Arguments of `aplaunch ap masks`.
+#[derive(Debug, Clone, Args)]
+pub struct MasksArgs {
+    /// New apmask: 0x+hex (kernel, left-aligned), a decimal list (0-1,3-255) or a relative change (+5, -4-8)
+    #[arg(long, value_name = "SPEC", allow_hyphen_values = true)]
+    pub apmask: Option<String>,
+    /// New aqmask, in the same syntaxes
+    #[arg(long, value_name = "SPEC", allow_hyphen_values = true)]
+    pub aqmask: Option<String>,
+    /// Only show what would change
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+/// The lock option of every changing command.
+#[derive(Debug, Clone, Args)]
+pub struct LockArgs {
+    /// Seconds to wait for the AP configuration lock (/run/lock/s390apconfig.lock)
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub lock_timeout: u64,
+}
+
+/// The ids of an assign / unassign / create.
+#[derive(Debug, Clone, Args)]
+pub struct Ids {
+    /// Adapter (decimal, or hex with 0x); repeat or separate with commas
+    #[arg(long = "adapter", short = 'a', value_name = "A", value_delimiter = ',')]
+    pub adapters: Vec<Apid>,
+    /// Usage domain (decimal, or hex with 0x); repeat or separate with commas
+    #[arg(long = "domain", short = 'd', value_name = "D", value_delimiter = ',')]
+    pub domains: Vec<Apqi>,
+    /// Control domain (decimal, or hex with 0x); repeat or separate with commas
+    #[arg(
+        long = "control-domain",
+        short = 'c',
+        value_name = "C",
+        value_delimiter = ','
+    )]
+    pub control_domains: Vec<Apqi>,
+}
+
+/// mdev commands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum MdevCommand {
+    /// Create an mdev (validated before anything is written; removed again if a step fails)
+    Create {
+        /// UUID of the new mdev (a random one when left out)
+        #[arg(long)]
+        uuid: Option<String>,
+        #[command(flatten)]
+        ids: Ids,
+        /// Also write the mdevctl definition /etc/mdevctl.d/matrix/UUID
+        #[arg(long)]
+        define: bool,
+        /// With --define: start it at boot
+        #[arg(long, requires = "define")]
+        auto: bool,
+        /// With --define: replace an existing definition
+        #[arg(long, requires = "define")]
+        force: bool,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
+    /// Show an mdev: matrix, guest matrix, control domains, VFIO nodes, definition
+    Show {
+        /// The mdev's UUID
+        uuid: String,
+    },
+    /// Assign adapters/domains/control domains (live on a running guest when the kernel can)
+    Assign {
+        /// The mdev's UUID
+        uuid: String,
+        #[command(flatten)]
+        ids: Ids,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
+    /// Unassign adapters/domains/control domains (live on a running guest when the kernel can)
+    Unassign {
+        /// The mdev's UUID
+        uuid: String,
+        #[command(flatten)]
+        ids: Ids,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
+    /// Remove an mdev (refused while a guest uses it unless --force)
+    Remove {
+        /// The mdev's UUID
+        uuid: String,
+        /// Also delete its mdevctl definition
+        #[arg(long)]
+        undefine: bool,
+        /// Remove it even while a guest uses it
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
+}
+
+/// Maps a vfio error to what the user sees.
+pub fn app_error(e: vfio::Error) -> AppError {
+    use vfio::Error as E;
+    let hint = e.hint();
+    let err = match &e {
+        E::Refused { kind, .. } => AppError::refused(*kind, e.to_string()),
+        E::MdevNotFound { .. } => AppError::refused("no-mdev", e.to_string()),
+        E::ModuleNotLoaded => AppError::refused("vfio-ap-module", e.to_string()),
+        E::AdapterOutOfRange { .. } | E::DomainOutOfRange { .. } => {
+            AppError::refused("limits", e.to_string())
+        }
+        E::BadUuid { .. } | E::Mask(_) => AppError::usage(e.to_string()),
+        E::Kernel(_) => AppError::failed("kernel", e.to_string()),
+        E::LockTimeout { .. } => AppError::failed("lock", e.to_string()),
+        E::Host(_) | E::Io { .. } | E::Format { .. } => AppError::failed("io", e.to_string()),
+    };
+    match hint {
+        Some(h) => err.with_hint(h),
+        None => err,
+    }
+}
+
+fn lock(root: &HostRoot, args: &LockArgs) -> Result<ApLock, AppError> {
+    ApLock::acquire(root, Duration::from_secs(args.lock_timeout)).map_err(app_error)
+}
+
+fn notes(out: &Output, scan: &ApScan) {
+    for p in &scan.problems {
+        out.note(&format!("warning: {p}"));
+    }
+}
+
+/// Runs an AP command.
+pub fn run(global: &GlobalArgs, command: ApCommand, out: &Output) -> Result<Exit, AppError> {
+    let root = super::host_root(global)?;
+    match command {
+        ApCommand::List => list(&root, out),
+        ApCommand::Matrix => {
+            let scan = ApScan::read(&root);
+            let view = vfio::matrix_view::MatrixView::build(&scan);
+            if out.json {
+                out.json_document(
+                    &serde_json::json!({"ok": true, "matrix": view, "problems": scan.problems}),
+                );
+            } else {
+                notes(out, &scan);
+                out.human(&view.render(out.colour));
+            }
+            Ok(Exit::Ok)
+        }
+        ApCommand::Masks(args) => masks(&root, args, out),
+        ApCommand::Check { uuid } => check(&root, uuid, out),
+        ApCommand::Mdev(cmd) => mdev(&root, cmd, out),
+    }
+}
+
+#[derive(Serialize)]
+struct QueueRow<'a> {
+    #[serde(flatten)]
+    queue: &'a vfio::scan::Queue,
+    host_reserved: Option<bool>,
+    mdevs: Vec<&'a str>,
+}
+
+fn yes_no(v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "-",
+    }
+}
+
+fn list(root: &HostRoot, out: &Output) -> Result<Exit, AppError> {
+    let scan = ApScan::read(root);
+    let owners = scan.owners();
+    let rows: Vec<QueueRow> = scan
+        .queues
+        .iter()
+        .map(|q| QueueRow {
+            queue: q,
+            host_reserved: scan.host_reserved(q.apqn),
+            mdevs: owners
+                .get(&q.apqn)
+                .map(|o| o.iter().map(|o| o.uuid.as_str()).collect())
+                .unwrap_or_default(),
+        })
+        .collect();
+    if out.json {
+        let mdevs: Vec<serde_json::Value> = scan
+            .mdevs
+            .iter()
+            .map(|m| {
+                let mut v = serde_json::to_value(m).unwrap_or_default();
+                v["in_use"] = serde_json::Value::Bool(scan.in_use(m));
+                v["sysfs_path"] = serde_json::Value::String(m.sysfs_path());
+                v
+            })
+            .collect();
+        out.json_document(&serde_json::json!({
+            "ok": true,
+            "bus": scan.bus,
+            "matrix_device": scan.matrix_device,
+            "cards": scan.cards,
+            "queues": rows,
+            "mdevs": mdevs,
+            "definitions": scan.definitions,
+            "problems": scan.problems,
+        }));
+        return Ok(Exit::Ok);
+    }
+    notes(out, &scan);
+    let mut s = String::new();
+    if scan.bus.is_none() {
+        s.push_str("no AP bus on this host (/sys/bus/ap is missing)\n");
+    }
+    if !scan.cards.is_empty() {
+        let _ = writeln!(
+            s,
+            "{:<5} {:<7} {:<7} {:<7} {}",
+            "CARD", "TYPE", "HWTYPE", "ONLINE", "DRIVER"
+        );
+        for c in &scan.cards {
+            let _ = writeln!(
+                s,
+                "{:<5} {:<7} {:<7} {:<7} {}",
+                c.apid.to_string(),
+                c.card_type.as_deref().unwrap_or("-"),
+                c.hwtype.map(|h| h.to_string()).unwrap_or("-".into()),
+                yes_no(c.online),
+                c.driver.as_deref().unwrap_or("-")
+            );
+        }
+        s.push('\n');
+    }
+    if !rows.is_empty() {
+        let _ = writeln!(
+            s,
+            "{:<8} {:<10} {:<11} {}",
+            "QUEUE", "DRIVER", "STATUS", "MDEV"
+        );
+        for r in &rows {
+            let status = match (&r.queue.status, r.queue.online) {
+                (Some(st), _) => match st {
+                    vfio::scan::QueueStatus::InUse => "in use".to_string(),
+                    vfio::scan::QueueStatus::Assigned => "assigned".to_string(),
+                    vfio::scan::QueueStatus::Unassigned => "unassigned".to_string(),
+                    vfio::scan::QueueStatus::Other(o) => o.clone(),
+                },
+                (None, Some(true)) => "online".to_string(),
+                (None, Some(false)) => "offline".to_string(),
+                (None, None) => "-".to_string(),
+            };
+            let mdevs = if r.mdevs.is_empty() {
+                "-".to_string()
+            } else {
+                r.mdevs.join(" ")
+            };
+            let _ = writeln!(
+                s,
+                "{:<8} {:<10} {:<11} {}",
+                r.queue.apqn.to_string(),
+                r.queue.driver.as_deref().unwrap_or("-"),
+                status,
+                mdevs
+            );
+        }
+        s.push('\n');
+    }
+    let mut any = false;
+    let header = format!(
+        "{:<36}  {:<8} {:<6} {:<6} {}\n",
+        "MDEV", "STATE", "START", "APQNS", "CONTROL"
+    );
+    for m in &scan.mdevs {
+        if !any {
+            s.push_str(&header);
+            any = true;
+        }
+        let start = scan
+            .definition(&m.uuid)
+            .map(|d| d.start.as_str())
+            .unwrap_or("-");
+        let state = if scan.in_use(m) { "in use" } else { "active" };
+        let controls: Vec<String> = m.control_domains.iter().map(|d| d.to_string()).collect();
+        let _ = writeln!(
+            s,
+            "{:<36}  {:<8} {:<6} {:<6} {}",
+            m.uuid,
+            state,
+            start,
+            m.matrix.len(),
+            if controls.is_empty() {
+                "-".into()
+            } else {
+                controls.join(" ")
+            }
+        );
+    }
+    for d in scan
+        .definitions
+        .iter()
+        .filter(|d| scan.mdev(&d.uuid).is_none())
+    {
+        if !any {
+            s.push_str(&header);
+            any = true;
+        }
+        let controls: Vec<String> = d.control_domains.iter().map(|d| d.to_string()).collect();
+        let _ = writeln!(
+            s,
+            "{:<36}  {:<8} {:<6} {:<6} {}",
+            d.uuid,
+            "defined",
+            d.start.as_str(),
+            d.apqns().len(),
+            if controls.is_empty() {
+                "-".into()
+            } else {
+                controls.join(" ")
+            }
+        );
+    }
+    if !any && scan.matrix_device.is_some() {
+        s.push_str("no vfio_ap mdevs\n");
+    } else if scan.matrix_device.is_none() {
+        s.push_str("vfio_ap is not loaded (no /sys/devices/vfio_ap/matrix)\n");
+    }
+    out.human(&s);
+    Ok(Exit::Ok)
+}
+
+fn mask_line(name: &str, m: &vfio::Mask) -> String {
+    let none = |r: String| if r.is_empty() { "none".to_string() } else { r };
+    let clear = vfio::Mask::full().minus(m);
+    format!(
+        "{name:<7} {}\n        set:   {}\n        clear: {}\n",
+        m.to_kernel_hex(),
+        none(m.to_ranges()),
+        none(clear.to_ranges())
+    )
+}
+
+fn masks(root: &HostRoot, args: MasksArgs, out: &Output) -> Result<Exit, AppError> {
+    let parse = |s: &Option<String>, which: &str| -> Result<Option<MaskSpec>, AppError> {
+        s.as_deref()
+            .map(|s| {
+                MaskSpec::parse(s).map_err(|e| {
+                    AppError::usage(format!("--{which}: {e}")).with_hint(
+                        "give a decimal list (0-1,3-255), a relative change (+5, -4-8) or 0x and up to 64 hex digits (left-aligned, bit 0 first)",
+                    )
+                })
+            })
+            .transpose()
+    };
+    let ap = parse(&args.apmask, "apmask")?;
+    let aq = parse(&args.aqmask, "aqmask")?;
+    if ap.is_none() && aq.is_none() {
+        let scan = ApScan::read(root);
+        let bus = scan.bus.clone().ok_or_else(|| {
+            AppError::refused(
+                "no-ap-bus",
+                "this host has no AP bus (/sys/bus/ap is missing)",
+            )
+            .with_hint("load the ap module on an IBM Z host")
+        })?;
+        if out.json {
+            out.json_document(&serde_json::json!({
+                "ok": true,
+                "apmask": bus.apmask, "apmask_ranges": bus.apmask.map(|m| m.to_ranges()),
+                "aqmask": bus.aqmask, "aqmask_ranges": bus.aqmask.map(|m| m.to_ranges()),
+                "ap_max_adapter_id": bus.max_adapter_id, "ap_max_domain_id": bus.max_domain_id,
+                "problems": scan.problems,
+            }));
+            return Ok(Exit::Ok);
+        }
+        notes(out, &scan);
+        let mut s = String::new();
+        if let Some(m) = &bus.apmask {
+            s.push_str(&mask_line("apmask", m));
+        }
+        if let Some(m) = &bus.aqmask {
+            s.push_str(&mask_line("aqmask", m));
+        }
+        let _ = writeln!(
+            s,
+            "limits  ap_max_adapter_id {}, ap_max_domain_id {}",
+            bus.max_adapter_id
+                .map(|v| v.to_string())
+                .unwrap_or("?".into()),
+            bus.max_domain_id
+                .map(|v| v.to_string())
+                .unwrap_or("?".into())
+        );
+        s.push_str("\nA queue a.d is reserved for the host's crypto drivers when apmask bit a and aqmask bit d are\nboth set; every other queue can only be bound to vfio_ap.\n");
+        out.human(&s);
+        return Ok(Exit::Ok);
+    }
+    let writer = HostWriter::new(root);
+    let result = if args.dry_run {
+        let scan = ApScan::read(root);
+        let p = lifecycle::preview_masks(&scan, ap.as_ref(), aq.as_ref()).map_err(app_error)?;
+        if !p.taken_from_mdevs.is_empty() {
+            let list: Vec<String> = p
+                .taken_from_mdevs
+                .iter()
+                .map(|(q, u)| format!("APQN {} of mdev {u}", q.describe()))
+                .collect();
+            return Err(AppError::refused(
+                "conflict",
+                format!("the new masks would hand queues assigned to mdevs back to the host drivers: {}", list.join(", ")),
+            )
+            .with_hint("unassign them from the mdev first (aplaunch ap mdev unassign UUID ...), or leave those bits clear"));
+        }
+        p
+    } else {
+        let guard = lock(root, &args.lock)?;
+        lifecycle::apply_masks(root, &writer, &guard, ap.as_ref(), aq.as_ref())
+            .map_err(app_error)?
+    };
+    if out.json {
+        out.json_document(
+            &serde_json::json!({"ok": true, "applied": !args.dry_run, "change": result}),
+        );
+        return Ok(Exit::Ok);
+    }
+    let mut s = String::new();
+    s.push_str(&mask_line("apmask", &result.new_apmask));
+    s.push_str(&mask_line("aqmask", &result.new_aqmask));
+    let fmt = |v: &[vfio::Apqn]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.iter()
+                .map(|q| q.describe())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let _ = writeln!(s, "to the host drivers: {}", fmt(&result.to_host));
+    let _ = writeln!(s, "to vfio_ap:          {}", fmt(&result.to_vfio));
+    if args.dry_run {
+        s.push_str("(dry run: nothing written)\n");
+    } else if result.writes.is_empty() {
+        s.push_str("nothing to change\n");
+    } else {
+        for w in &result.writes {
+            let _ = writeln!(s, "wrote {w}");
+        }
+    }
+    out.human(&s);
+    Ok(Exit::Ok)
+}
+
+#[derive(Serialize)]
+struct MdevReport {
+    uuid: String,
+    #[serde(flatten)]
+    report: Report,
+}
+
+fn check(root: &HostRoot, uuid: Option<String>, out: &Output) -> Result<Exit, AppError> {
+    let scan = ApScan::read(root);
+    let module = vfio::checks::module_loaded(root);
+    if let Some(uuid) = uuid {
+        let mut report = Report::new();
+        report.push(module);
+        report.extend(vfio::checks::mdev_checks_with(root, &scan, &uuid));
+        if out.json {
+            out.json_document(&report);
+        } else {
+            notes(out, &scan);
+            out.human(&report.render(out.colour));
+            let failed = report.failures().count();
+            if failed > 0 {
+                out.human(&format!("\n{failed} check(s) failed\n"));
+            }
+        }
+        return Ok(if report.ok { Exit::Ok } else { Exit::Negative });
+    }
+    let mut uuids: Vec<String> = scan.mdevs.iter().map(|m| m.uuid.clone()).collect();
+    for d in &scan.definitions {
+        if !uuids.contains(&d.uuid) {
+            uuids.push(d.uuid.clone());
+        }
+    }
+    let mut head = Report::new();
+    head.push(module);
+    let reports: Vec<MdevReport> = uuids
+        .iter()
+        .map(|u| {
+            let mut r = Report::new();
+            r.extend(vfio::checks::mdev_checks_with(root, &scan, u));
+            MdevReport {
+                uuid: u.clone(),
+                report: r,
+            }
+        })
+        .collect();
+    let ok = head.ok && reports.iter().all(|r| r.report.ok);
+    if out.json {
+        out.json_document(&serde_json::json!({"ok": ok, "checks": head.checks, "mdevs": reports}));
+    } else {
+        notes(out, &scan);
+        let mut s = head.render(out.colour);
+        if reports.is_empty() {
+            s.push_str("\nno vfio_ap mdevs (active or defined) to check\n");
+        }
+        for r in &reports {
+            let _ = write!(s, "\nmdev {}\n{}", r.uuid, r.report.render(out.colour));
+        }
+        let failed: usize = head.failures().count()
+            + reports
+                .iter()
+                .map(|r| r.report.failures().count())
+                .sum::<usize>();
+        if failed > 0 {
+            let _ = write!(s, "\n{failed} check(s) failed\n");
+        }
+        out.human(&s);
+    }
+    Ok(if ok { Exit::Ok } else { Exit::Negative })
+}
+
+fn apqns(v: &[vfio::Apqn]) -> String {
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.iter()
+            .map(|q| q.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+fn print_outcome(out: &Output, what: &str, o: &Outcome) {
+    if out.json {
+        out.json_document(&serde_json::json!({"ok": true, "action": what, "result": o}));
+        return;
+    }
+    let mut s = format!("{what} mdev {}\n", o.uuid);
+    for w in &o.writes {
+        let _ = writeln!(s, "  wrote {w}");
+    }
+    if let Some(d) = &o.definition {
+        let _ = writeln!(s, "  definition {d}");
+    }
+    if o.live {
+        let _ = writeln!(s, "  changed live: a guest is running with this mdev");
+    }
+    if let (Some(b), Some(a)) = (&o.guest_matrix_before, &o.guest_matrix_after) {
+        let _ = writeln!(s, "  guest matrix before: {}", apqns(b));
+        let _ = writeln!(s, "  guest matrix after:  {}", apqns(a));
+    }
+    out.human(&s);
+    for w in &o.warnings {
+        out.note(&format!("warning: {w}"));
+    }
+}
+
+fn mdev(root: &HostRoot, cmd: MdevCommand, out: &Output) -> Result<Exit, AppError> {
+    let writer = HostWriter::new(root);
+    match cmd {
+        MdevCommand::Create {
+            uuid,
+            ids,
+            define,
+            auto,
+            force,
+            lock: l,
+        } => {
+            let req = CreateRequest {
+                uuid,
+                adapters: ids.adapters,
+                domains: ids.domains,
+                control_domains: ids.control_domains,
+                define: define.then_some(if auto { Start::Auto } else { Start::Manual }),
+                force,
+            };
+            let guard = lock(root, &l)?;
+            let o = lifecycle::create(root, &writer, &guard, &req).map_err(app_error)?;
+            print_outcome(out, "created", &o);
+            Ok(Exit::Ok)
+        }
+        MdevCommand::Assign { uuid, ids, lock: l } => {
+            change(root, &writer, &uuid, ids, &l, true, out)
+        }
+        MdevCommand::Unassign { uuid, ids, lock: l } => {
+            change(root, &writer, &uuid, ids, &l, false, out)
+        }
+        MdevCommand::Remove {
+            uuid,
+            undefine,
+            force,
+            lock: l,
+        } => {
+            let guard = lock(root, &l)?;
+            let o = lifecycle::remove(root, &writer, &guard, &uuid, force, undefine)
+                .map_err(app_error)?;
+            print_outcome(out, "removed", &o);
+            Ok(Exit::Ok)
+        }
+        MdevCommand::Show { uuid } => {
+            let s = lifecycle::show(root, &uuid).map_err(app_error)?;
+            if out.json {
+                let nodes = s.active.as_ref().map(|m| {
+                    serde_json::json!({
+                        "sysfs_path": m.sysfs_path(),
+                        "group_node": vfio::device::group_node(m).map(|p| format!("/{}", p.display())),
+                        "cdev_node": vfio::device::cdev_node(m).map(|p| format!("/{}", p.display())),
+                    })
+                });
+                out.json_document(&serde_json::json!({"ok": true, "mdev": s, "nodes": nodes}));
+                return Ok(Exit::Ok);
+            }
+            let mut t = String::new();
+            let state = match (&s.active, s.in_use) {
+                (Some(_), true) => "active, in use by a guest",
+                (Some(_), false) => "active, not in use",
+                (None, _) => "defined, not active",
+            };
+            let _ = writeln!(t, "mdev {}: {state}", s.uuid);
+            if let Some(m) = &s.active {
+                let _ = writeln!(t, "  sysfs         {}", m.sysfs_path());
+                let _ = writeln!(
+                    t,
+                    "  type          {}",
+                    m.mdev_type.as_deref().unwrap_or("-")
+                );
+                let _ = writeln!(t, "  matrix        {}", apqns(&m.matrix));
+                if let Some(g) = &m.guest_matrix {
+                    let _ = writeln!(t, "  guest matrix  {}", apqns(g));
+                }
+                let controls: Vec<String> =
+                    m.control_domains.iter().map(|d| d.to_string()).collect();
+                let _ = writeln!(
+                    t,
+                    "  control       {}",
+                    if controls.is_empty() {
+                        "none".into()
+                    } else {
+                        controls.join(" ")
+                    }
+                );
+                if let Some(g) = vfio::device::group_node(m) {
+                    let _ = writeln!(t, "  vfio group    /{}", g.display());
+                }
+                if let Some(c) = vfio::device::cdev_node(m) {
+                    let _ = writeln!(t, "  vfio cdev     /{}", c.display());
+                }
+            }
+            if let Some(d) = &s.definition {
+                let ids = |v: &[Apqi]| {
+                    v.iter()
+                        .map(|d| d.0.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                let _ = writeln!(
+                    t,
+                    "  definition    /etc/mdevctl.d/matrix/{} (start {}): adapters {}, domains {}, control {}",
+                    s.uuid,
+                    d.start.as_str(),
+                    d.adapters.iter().map(|a| a.0.to_string()).collect::<Vec<_>>().join(" "),
+                    ids(&d.domains),
+                    ids(&d.control_domains)
+                );
+            }
+            out.human(&t);
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+fn change(
+    root: &HostRoot,
+    writer: &HostWriter,
+    uuid: &str,
+    ids: Ids,
+    l: &LockArgs,
+    assign: bool,
+    out: &Output,
+) -> Result<Exit, AppError> {
+    let delta = MatrixChange {
+        adapters: ids.adapters,
+        domains: ids.domains,
+        control_domains: ids.control_domains,
+    };
+    let guard = lock(root, l)?;
+    let o = lifecycle::change(root, writer, &guard, uuid, &delta, assign).map_err(app_error)?;
+    print_outcome(
+        out,
+        if assign {
+            "assigned to"
+        } else {
+            "unassigned from"
+        },
+        &o,
+    );
+    Ok(Exit::Ok)
+}

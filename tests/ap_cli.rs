@@ -1,0 +1,487 @@
+//! `aplaunch ap ...` end to end, on the example host and on changed copies of it.
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::path::Path;
+use testkit::hosttree::{example_host, workspace_root, HostTree};
+
+const U: &str = "62177883-f1bb-47f0-914d-32a22e3a8804";
+const V: &str = "11111111-2222-4333-8444-555555555555";
+
+fn aplaunch() -> Command {
+    let mut cmd = Command::cargo_bin("aplaunch").unwrap();
+    cmd.env_remove("APLAUNCH_HOST_ROOT").env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs a command on a host root; returns exit code, stdout, stderr.
+fn run(root: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = aplaunch()
+        .arg("--host-root")
+        .arg(root)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn json(root: &Path, args: &[&str]) -> (i32, Value) {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let (code, stdout, stderr) = run(root, &all);
+    let doc = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not one JSON document ({e}): {stdout} / {stderr}"));
+    (code, doc)
+}
+
+#[test]
+fn matrix_on_the_example_host_matches_the_golden_picture() {
+    let (code, stdout, _) = run(&example_host("z16-se"), &["ap", "matrix"]);
+    assert_eq!(code, 0);
+    let golden =
+        std::fs::read_to_string(workspace_root().join("tests/golden/ap_matrix_z16-se.txt"))
+            .unwrap();
+    assert_eq!(stdout, golden);
+}
+
+#[test]
+fn matrix_json_gives_the_same_data() {
+    let (code, doc) = json(&example_host("z16-se"), &["ap", "matrix"]);
+    assert_eq!(code, 0);
+    let m = &doc["matrix"];
+    assert_eq!(m["adapters"], serde_json::json!([3, 5]));
+    assert_eq!(m["domains"], serde_json::json!([4, 171]));
+    let cells = m["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 4);
+    assert_eq!(cells[0]["apqn"], "03.0004");
+    assert_eq!(cells[0]["state"], "host");
+    assert_eq!(cells[1]["state"], "free");
+    assert_eq!(cells[2]["state"], "assigned");
+    assert_eq!(cells[2]["owners"][0], U);
+    assert_eq!(m["legend"][0]["letter"], "A");
+    assert_eq!(m["legend"][0]["autostart"], true);
+}
+
+#[test]
+fn list_shows_cards_queues_and_mdevs() {
+    let root = example_host("z16-se");
+    let (code, stdout, _) = run(&root, &["ap", "list"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("03       CEX8C   14      yes     cex4card")
+            || stdout.contains("03    CEX8C"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("05.00ab  vfio_ap    assigned    {U}")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("03.0004  cex4queue  online      -"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("{U}  active   auto")), "{stdout}");
+    let (code, doc) = json(&root, &["ap", "list"]);
+    assert_eq!(code, 0);
+    assert_eq!(doc["queues"].as_array().unwrap().len(), 4);
+    assert_eq!(doc["queues"][2]["apqn"], "05.0004");
+    assert_eq!(doc["queues"][2]["status"], "assigned");
+    assert_eq!(doc["queues"][2]["mdevs"][0], U);
+    assert_eq!(doc["queues"][0]["host_reserved"], true);
+    assert_eq!(
+        doc["mdevs"][0]["matrix"],
+        serde_json::json!(["05.0004", "05.00ab"])
+    );
+    assert_eq!(doc["mdevs"][0]["vfio_cdev"], "vfio0");
+    assert_eq!(
+        doc["mdevs"][0]["sysfs_path"],
+        format!("/sys/bus/mdev/devices/{U}")
+    );
+    assert_eq!(doc["bus"]["apmask"], format!("0xfb{}", "f".repeat(62)));
+    assert_eq!(doc["definitions"][0]["start"], "auto");
+}
+
+#[test]
+fn list_shows_defined_but_inactive_mdevs() {
+    let tree = HostTree::from_example("z16-se");
+    tree.write(
+        &format!("etc/mdevctl.d/matrix/{V}"),
+        r#"{"mdev_type":"vfio_ap-passthrough","start":"manual","attrs":[{"assign_adapter":"3"},{"assign_domain":"171"}]}"#,
+    );
+    let (_, stdout, _) = run(tree.path(), &["ap", "list"]);
+    assert!(
+        stdout.contains(&format!("{V}  defined  manual 1")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_passes_on_the_example_and_fails_on_a_conflict() {
+    let tree = HostTree::from_example("z16-se");
+    let (code, doc) = json(tree.path(), &["ap", "check", U]);
+    assert_eq!(code, 0, "{doc}");
+    let ids: Vec<&str> = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "vfio-ap-module",
+            "mdev-exists",
+            "mdev-type",
+            "mdev-matrix",
+            "mdev-queues",
+            "mdev-conflicts",
+            "mdev-masks",
+            "mdev-free"
+        ]
+    );
+    tree.write(
+        &format!("etc/mdevctl.d/matrix/{V}"),
+        r#"{"mdev_type":"vfio_ap-passthrough","start":"auto","attrs":[{"assign_adapter":"5"},{"assign_domain":"4"}]}"#,
+    );
+    let (code, stdout, _) = run(tree.path(), &["ap", "check"]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "APQN 05.0004 (5.4) is also in the autostart definition of mdev {V}"
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("mdev {V}\n")), "{stdout}");
+    assert!(stdout.contains("check(s) failed"), "{stdout}");
+    let (code, doc) = json(tree.path(), &["ap", "check"]);
+    assert_eq!(code, 1);
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["mdevs"].as_array().unwrap().len(), 2);
+    // check --mdev has the same checks after vfio-ap-module
+    let (code, doc) = json(tree.path(), &["check", "--mdev", U]);
+    assert_eq!(code, 1);
+    let checks = doc["checks"].as_array().unwrap();
+    let at = checks
+        .iter()
+        .position(|c| c["id"] == "vfio-ap-module")
+        .unwrap();
+    assert_eq!(checks[at + 1]["id"], "mdev-exists");
+    assert_eq!(checks[at + 5]["id"], "mdev-conflicts");
+    assert_eq!(checks[at + 5]["status"], "fail");
+}
+
+#[test]
+fn masks_show_preview_apply_and_refuse() {
+    let tree = HostTree::from_example("z16-se");
+    let (code, stdout, _) = run(tree.path(), &["ap", "masks"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("clear: 5\n"), "{stdout}");
+    assert!(stdout.contains("clear: 171\n"), "{stdout}");
+    // handing 05.* back to the host is refused, naming the mdev
+    let (code, doc) = json(tree.path(), &["ap", "masks", "--apmask", "+5"]);
+    assert_eq!(code, 1);
+    assert_eq!(doc["error"]["kind"], "conflict");
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("APQN 05.0004 (5.4) of mdev {U}")),
+        "{doc}"
+    );
+    // a dry run writes nothing
+    let before = tree.read("sys/bus/ap/apmask");
+    let (code, stdout, _) = run(tree.path(), &["ap", "masks", "--apmask=-3", "--dry-run"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("to vfio_ap:          03.0004 (3.4)"),
+        "{stdout}"
+    );
+    assert_eq!(tree.read("sys/bus/ap/apmask"), before);
+    // applied: the absolute 0x+64 hex form, in one write
+    let (code, doc) = json(tree.path(), &["ap", "masks", "--apmask", "-3"]);
+    assert_eq!(code, 0, "{doc}");
+    let want = format!("0xeb{}", "f".repeat(62));
+    assert_eq!(tree.read("sys/bus/ap/apmask"), format!("{want}\n"));
+    assert_eq!(
+        doc["change"]["writes"][0],
+        format!("sys/bus/ap/apmask={want}")
+    );
+    // chzdev list and the kernel's hex give the same mask
+    let (code, _, _) = run(tree.path(), &["ap", "masks", "--aqmask", "0-170,172-255"]);
+    assert_eq!(code, 0);
+    // malformed specs are usage errors
+    for bad in ["+256", "fb", "+010", "0x1g"] {
+        let (code, doc) = json(tree.path(), &["ap", "masks", "--apmask", bad]);
+        assert_eq!(code, 2, "{bad}: {doc}");
+        assert_eq!(doc["error"]["kind"], "usage");
+    }
+}
+
+fn kernel_made_mdev(tree: &HostTree, uuid: &str) {
+    for f in [
+        "assign_adapter",
+        "assign_domain",
+        "assign_control_domain",
+        "remove",
+    ] {
+        tree.write(&format!("sys/devices/vfio_ap/matrix/{uuid}/{f}"), "");
+    }
+}
+
+#[test]
+fn mdev_create_writes_and_defines() {
+    let tree = HostTree::from_example("z16-se");
+    kernel_made_mdev(&tree, V);
+    let (code, doc) = json(
+        tree.path(),
+        &[
+            "ap",
+            "mdev",
+            "create",
+            "--uuid",
+            V,
+            "--adapter",
+            "3",
+            "--domain",
+            "0xab",
+            "--control-domain",
+            "171",
+            "--define",
+            "--auto",
+        ],
+    );
+    assert_eq!(code, 0, "{doc}");
+    let t = "sys/devices/vfio_ap/matrix/mdev_supported_types/vfio_ap-passthrough/create";
+    assert_eq!(tree.read(t), V);
+    let dir = format!("sys/devices/vfio_ap/matrix/{V}");
+    assert_eq!(tree.read(&format!("{dir}/assign_adapter")), "3");
+    assert_eq!(tree.read(&format!("{dir}/assign_domain")), "171");
+    assert_eq!(tree.read(&format!("{dir}/assign_control_domain")), "171");
+    assert_eq!(tree.read(&format!("{dir}/remove")), "");
+    let writes: Vec<&str> = doc["result"]["writes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        writes,
+        [
+            format!("{t}={V}"),
+            format!("{dir}/assign_adapter=3"),
+            format!("{dir}/assign_domain=171"),
+            format!("{dir}/assign_control_domain=171"),
+        ]
+    );
+    let def = tree.read(&format!("etc/mdevctl.d/matrix/{V}"));
+    assert!(
+        def.starts_with("{\n  \"mdev_type\": \"vfio_ap-passthrough\",\n  \"start\": \"auto\","),
+        "{def}"
+    );
+    assert!(def.contains("\"assign_domain\": \"171\""));
+    // again: the definition exists and --force was not given
+    let (code, doc) = json(
+        tree.path(),
+        &[
+            "ap", "mdev", "create", "--uuid", V, "-a", "3", "-d", "171", "--define",
+        ],
+    );
+    assert_eq!(code, 1, "{doc}");
+    assert!(doc["error"]["hint"].as_str().unwrap().contains("--force"));
+}
+
+#[test]
+fn mdev_create_refusals_and_usage_errors() {
+    let tree = HostTree::from_example("z16-se");
+    let (code, doc) = json(
+        tree.path(),
+        &["ap", "mdev", "create", "--adapter", "5", "--domain", "4"],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(doc["error"]["kind"], "conflict");
+    assert!(doc["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("APQN 05.0004 (5.4) already in use by mdev {U}")));
+    let (code, doc) = json(
+        tree.path(),
+        &["ap", "mdev", "create", "--adapter", "3", "--domain", "4"],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(doc["error"]["kind"], "masks");
+    assert!(doc["error"]["hint"]
+        .as_str()
+        .unwrap()
+        .contains("aplaunch ap masks --apmask=-3"));
+    let (code, doc) = json(
+        tree.path(),
+        &["ap", "mdev", "create", "--adapter", "010", "--domain", "4"],
+    );
+    assert_eq!(code, 2, "{doc}");
+    assert!(
+        doc["error"]["message"].as_str().unwrap().contains("octal"),
+        "{doc}"
+    );
+    let (code, _) = json(
+        tree.path(),
+        &[
+            "ap", "mdev", "create", "--uuid", "nope", "-a", "3", "-d", "171",
+        ],
+    );
+    assert_eq!(code, 2);
+    // nothing was written
+    assert_eq!(
+        tree.read("sys/devices/vfio_ap/matrix/mdev_supported_types/vfio_ap-passthrough/create"),
+        ""
+    );
+}
+
+#[test]
+fn a_failed_create_removes_the_mdev_again() {
+    let tree = HostTree::from_example("z16-se");
+    kernel_made_mdev(&tree, V);
+    tree.remove(&format!("sys/devices/vfio_ap/matrix/{V}/assign_domain"));
+    let (code, doc) = json(
+        tree.path(),
+        &["ap", "mdev", "create", "--uuid", V, "-a", "3", "-d", "171"],
+    );
+    assert_eq!(code, 3, "{doc}");
+    assert_eq!(doc["error"]["kind"], "kernel");
+    let msg = doc["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("assigning domain 0x00ab (171)"), "{msg}");
+    assert!(msg.contains("was removed again"), "{msg}");
+    assert_eq!(
+        tree.read(&format!("sys/devices/vfio_ap/matrix/{V}/remove")),
+        "1"
+    );
+}
+
+#[test]
+fn mdev_show_assign_unassign_remove() {
+    let tree = HostTree::from_example("z16-se");
+    let (code, stdout, _) = run(tree.path(), &["ap", "mdev", "show", U]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("guest matrix  05.0004 05.00ab"), "{stdout}");
+    assert!(stdout.contains("vfio group    /dev/vfio/0"), "{stdout}");
+    let (code, doc) = json(tree.path(), &["ap", "mdev", "show", U]);
+    assert_eq!(code, 0);
+    assert_eq!(doc["nodes"]["cdev_node"], "/dev/vfio/devices/vfio0");
+    // newer kernel: one ap_config write
+    let (code, doc) = json(tree.path(), &["ap", "mdev", "unassign", U, "--domain", "4"]);
+    assert_eq!(code, 0, "{doc}");
+    let want = format!(
+        "0x04{z62},0x00{z42}10{z20},0x00{z42}10{z20}\n",
+        z62 = "0".repeat(62),
+        z42 = "0".repeat(40),
+        z20 = "0".repeat(20)
+    );
+    assert_eq!(
+        tree.read(&format!("sys/devices/vfio_ap/matrix/{U}/ap_config")),
+        want
+    );
+    assert!(doc["result"]["warnings"][0]
+        .as_str()
+        .unwrap()
+        .contains("definition"));
+    // an mdev that a guest uses is not removed without --force
+    tree.write("sys/devices/ap/card05/05.0004/status", "in use\n");
+    let (code, doc) = json(tree.path(), &["ap", "mdev", "remove", U]);
+    assert_eq!(code, 1);
+    assert_eq!(doc["error"]["kind"], "in-use");
+    let (code, _) = json(
+        tree.path(),
+        &["ap", "mdev", "remove", U, "--force", "--undefine"],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        tree.read(&format!("sys/devices/vfio_ap/matrix/{U}/remove")),
+        "1"
+    );
+    assert!(!tree.at(&format!("etc/mdevctl.d/matrix/{U}")).exists());
+    let (code, doc) = json(tree.path(), &["ap", "mdev", "show", V]);
+    assert_eq!(code, 1);
+    assert_eq!(doc["error"]["kind"], "no-mdev");
+}
+
+#[test]
+fn old_kernel_refuses_live_changes() {
+    let tree = HostTree::from_example("z16-se");
+    tree.write("sys/devices/vfio_ap/matrix/features", "");
+    tree.remove(&format!("sys/devices/vfio_ap/matrix/{U}/guest_matrix"));
+    tree.remove(&format!("sys/devices/vfio_ap/matrix/{U}/ap_config"));
+    tree.write("sys/devices/ap/card05/05.0004/status", "in use\n");
+    let (code, doc) = json(
+        tree.path(),
+        &["ap", "mdev", "assign", U, "--control-domain", "4"],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot change a running guest's matrix"),
+        "{doc}"
+    );
+    // not running: one write per id
+    tree.write("sys/devices/ap/card05/05.0004/status", "assigned\n");
+    let (code, doc) = json(
+        tree.path(),
+        &["ap", "mdev", "assign", U, "--control-domain", "4"],
+    );
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(
+        tree.read(&format!(
+            "sys/devices/vfio_ap/matrix/{U}/assign_control_domain"
+        )),
+        "4"
+    );
+}
+
+#[test]
+fn a_held_lock_times_out_with_exit_3() {
+    let tree = HostTree::from_example("z16-se");
+    let root = host::HostRoot::open(tree.path()).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(root.path("run/lock/s390apconfig.lock"))
+        .unwrap();
+    let _held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).unwrap();
+    let (code, doc) = json(
+        tree.path(),
+        &["ap", "masks", "--apmask=-3", "--lock-timeout", "0"],
+    );
+    assert_eq!(code, 3);
+    assert_eq!(doc["error"]["kind"], "lock");
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("s390apconfig.lock is held"),
+        "{doc}"
+    );
+    assert_eq!(
+        tree.read("sys/bus/ap/apmask"),
+        format!("0xfb{}\n", "f".repeat(62))
+    );
+}
+
+#[test]
+fn a_host_without_vfio_ap() {
+    let tree = HostTree::from_example("z16-se");
+    tree.remove("sys/devices/vfio_ap");
+    let (code, stdout, _) = run(tree.path(), &["ap", "list"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("vfio_ap is not loaded"), "{stdout}");
+    let (code, doc) = json(
+        tree.path(),
+        &["ap", "mdev", "create", "-a", "3", "-d", "171"],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(doc["error"]["kind"], "vfio-ap-module");
+}

@@ -1,0 +1,976 @@
+//! Changing the AP configuration: mdev create / assign / unassign / remove, mdevctl
+//! definitions and the bus masks.
+//!
+//! Every change is validated against one scan BEFORE anything is written (ids within the
+//! host's limits, no APQN of another mdev, none reserved for the host drivers), must be
+//! made under the [`ApLock`], and is rolled back when a write fails midway: a failed create
+//! writes `1` to `remove`, a failed assign/unassign undoes the writes already made. Every
+//! errno the kernel answers becomes a message naming the APQN, id, mdev or mask.
+
+use crate::ap::{Apid, Apqi, Apqn};
+use crate::error::{normalize_uuid, Error, KernelError, Result};
+use crate::lock::ApLock;
+use crate::mask::{Mask, MaskSpec};
+use crate::mdev::{ApConfig, MdevInfo, MATRIX_DIR, TYPE_DIR};
+use crate::mdevctl::{self, Definition, Start};
+use crate::scan::ApScan;
+use crate::write::{errno_name, SysfsWriter};
+use host::HostRoot;
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+/// What to create.
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    /// The UUID; a random v4 UUID when `None`.
+    pub uuid: Option<String>,
+    /// Adapters to assign, in order.
+    pub adapters: Vec<Apid>,
+    /// Usage domains to assign, in order.
+    pub domains: Vec<Apqi>,
+    /// Control domains to assign, in order.
+    pub control_domains: Vec<Apqi>,
+    /// Also write an mdevctl definition, started at boot (`Auto`) or not (`Manual`).
+    pub define: Option<Start>,
+    /// Replace an existing definition.
+    pub force: bool,
+}
+
+/// What a successful change did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Outcome {
+    /// The mdev.
+    pub uuid: String,
+    /// The writes made, in order, as `path=value`.
+    pub writes: Vec<String>,
+    /// The definition written or removed, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub definition: Option<String>,
+    /// The guest's matrix before the change (for a running guest on a newer kernel).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest_matrix_before: Option<Vec<Apqn>>,
+    /// The guest's matrix after the change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest_matrix_after: Option<Vec<Apqn>>,
+    /// Whether the change went to a running guest.
+    pub live: bool,
+    /// Things worth knowing that did not stop the change.
+    pub warnings: Vec<String>,
+}
+
+fn matrix_attr(uuid: &str, attr: &str) -> String {
+    format!("{MATRIX_DIR}/{uuid}/{attr}")
+}
+
+fn cartesian(adapters: &[Apid], domains: &[Apqi]) -> Vec<Apqn> {
+    let mut v = Vec::new();
+    for a in adapters {
+        for d in domains {
+            v.push(Apqn::new(a.0, d.0));
+        }
+    }
+    v
+}
+
+/// The `aplaunch ap masks` command that gives this APQN to vfio_ap.
+pub fn free_command(apqn: Apqn) -> String {
+    format!(
+        "aplaunch ap masks --apmask=-{} (frees adapter {} for vfio_ap), or aplaunch ap masks --aqmask=-{} (frees domain {})",
+        apqn.apid.0, apqn.apid.0, apqn.apqi.0, apqn.apqi.0
+    )
+}
+
+fn reserved_message(apqn: Apqn) -> String {
+    format!(
+        "APQN {} is reserved for the host's crypto drivers by the AP bus masks (apmask bit {} and aqmask bit {} are both set)",
+        apqn.describe(),
+        apqn.apid.0,
+        apqn.apqi.0
+    )
+}
+
+fn check_limits(scan: &ApScan, adapters: &[Apid], domains: &[Apqi]) -> Result<()> {
+    let bus = scan.bus.as_ref();
+    if let Some(max) = bus.and_then(|b| b.max_adapter_id) {
+        if let Some(a) = adapters.iter().find(|a| a.0 > max) {
+            return Err(Error::AdapterOutOfRange { id: *a, max });
+        }
+    }
+    if let Some(max) = bus.and_then(|b| b.max_domain_id) {
+        if let Some(d) = domains.iter().find(|d| d.0 > max) {
+            return Err(Error::DomainOutOfRange { id: *d, max });
+        }
+    }
+    Ok(())
+}
+
+/// Refuses APQNs that belong to another mdev (active, or an autostart definition when
+/// `autostart`) or are reserved for the host drivers. Returns warnings for APQNs in other
+/// inactive definitions.
+fn check_apqns(scan: &ApScan, uuid: &str, apqns: &[Apqn], autostart: bool) -> Result<Vec<String>> {
+    let owners = scan.owners();
+    let mut conflicts = Vec::new();
+    let mut warnings = Vec::new();
+    for q in apqns {
+        for o in owners.get(q).into_iter().flatten() {
+            if o.uuid == uuid {
+                continue;
+            }
+            if o.active {
+                conflicts.push(format!(
+                    "APQN {} already in use by mdev {}",
+                    q.describe(),
+                    o.uuid
+                ));
+            } else if o.autostart && autostart {
+                conflicts.push(format!(
+                    "APQN {} is in the autostart definition of mdev {}",
+                    q.describe(),
+                    o.uuid
+                ));
+            } else {
+                warnings.push(format!(
+                    "APQN {} is also in the {} definition of mdev {} (not active)",
+                    q.describe(),
+                    if o.autostart { "autostart" } else { "manual" },
+                    o.uuid
+                ));
+            }
+        }
+    }
+    if !conflicts.is_empty() {
+        return Err(Error::Refused {
+            kind: "conflict",
+            message: conflicts.join("; "),
+            hint: "an APQN may belong to one mdev only: unassign it there first (aplaunch ap mdev unassign UUID ...) or choose other adapters/domains; `aplaunch ap matrix` shows who holds what".into(),
+        });
+    }
+    let reserved: Vec<Apqn> = apqns
+        .iter()
+        .filter(|q| scan.host_reserved(**q) == Some(true))
+        .copied()
+        .collect();
+    if let Some(first) = reserved.first() {
+        let list: Vec<String> = reserved.iter().map(|q| q.describe()).collect();
+        return Err(Error::Refused {
+            kind: "masks",
+            message: format!(
+                "APQN {} not allowed for vfio_ap: {}",
+                list.join(", "),
+                reserved_message(*first)
+            ),
+            hint: free_command(*first),
+        });
+    }
+    Ok(warnings)
+}
+
+/// The attribute a write went to and what it was about, for errno messages.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Create,
+    Remove,
+    Adapter(Apid, bool),
+    Domain(Apqi, bool),
+    Control(Apqi, bool),
+    ApConfig,
+}
+
+/// Turns a refused write into a message naming what was at fault.
+fn explain(
+    root: &HostRoot,
+    writer: &dyn SysfsWriter,
+    uuid: &str,
+    target: Target,
+    path: &str,
+    value: &[u8],
+    source: &std::io::Error,
+) -> Error {
+    let errno = source.raw_os_error();
+    let e = errno.unwrap_or(0);
+    let shown = String::from_utf8_lossy(value).trim_end().to_string();
+    let name = errno.map(errno_name).unwrap_or_else(|| "error".into());
+    let what = match target {
+        Target::Create => format!("creating mdev {uuid}"),
+        Target::Remove => format!("removing mdev {uuid}"),
+        Target::Adapter(a, true) => format!("assigning {} to mdev {uuid}", a.describe()),
+        Target::Adapter(a, false) => format!("unassigning {} from mdev {uuid}", a.describe()),
+        Target::Domain(d, true) => format!("assigning {} to mdev {uuid}", d.describe()),
+        Target::Domain(d, false) => format!("unassigning {} from mdev {uuid}", d.describe()),
+        Target::Control(d, true) => format!("assigning control {} to mdev {uuid}", d.describe()),
+        Target::Control(d, false) => {
+            format!("unassigning control {} from mdev {uuid}", d.describe())
+        }
+        Target::ApConfig => format!("writing ap_config of mdev {uuid}"),
+    };
+    let scan = writer.scan(root);
+    let mdev = scan.mdev(uuid);
+    // the matrix the write tried to reach
+    let (mut adapters, mut domains): (Vec<Apid>, Vec<Apqi>) = mdev
+        .map(|m| (m.adapters.clone(), m.domains.clone()))
+        .unwrap_or_default();
+    match target {
+        Target::Adapter(a, true) if !adapters.contains(&a) => adapters.push(a),
+        Target::Domain(d, true) if !domains.contains(&d) => domains.push(d),
+        _ => {}
+    }
+    let tried = cartesian(&adapters, &domains);
+    let (message, hint) = match (e, target) {
+        (libc::EADDRINUSE, _) => {
+            let owners = scan.owners();
+            let held: Vec<String> = tried
+                .iter()
+                .filter_map(|q| {
+                    owners
+                        .get(q)
+                        .and_then(|o| o.iter().find(|o| o.active && o.uuid != uuid))
+                        .map(|o| format!("APQN {} already belongs to mdev {}", q.describe(), o.uuid))
+                })
+                .collect();
+            let detail = if held.is_empty() {
+                "an APQN of the new matrix already belongs to another mdev (the kernel log names it)".to_string()
+            } else {
+                held.join("; ")
+            };
+            (
+                format!("{what} failed: {detail} ({name})"),
+                "unassign it from the other mdev first, or choose other adapters/domains; `aplaunch ap matrix` shows who holds what".to_string(),
+            )
+        }
+        (libc::EADDRNOTAVAIL, _) => {
+            let reserved: Vec<Apqn> = tried
+                .iter()
+                .filter(|q| scan.host_reserved(**q) == Some(true))
+                .copied()
+                .collect();
+            match reserved.first() {
+                Some(first) => (
+                    format!(
+                        "{what} failed: {} ({name})",
+                        reserved
+                            .iter()
+                            .map(|q| reserved_message(*q))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                    free_command(*first),
+                ),
+                None => (
+                    format!("{what} failed: the kernel says the APQNs are not available to vfio_ap ({name}); older kernels answer this when no queue of that adapter or domain is bound to vfio_ap"),
+                    "check with `aplaunch ap list` that the queues exist and are bound to vfio_ap (apmask/aqmask must leave them to vfio_ap)".to_string(),
+                ),
+            }
+        }
+        (libc::ENODEV, Target::Create) => (
+            format!("{what} failed: the vfio_ap-passthrough type is gone ({name})"),
+            "check that the vfio_ap module is loaded: `modprobe vfio_ap`".to_string(),
+        ),
+        (libc::ENODEV, _) => {
+            let bus = scan.bus.as_ref();
+            let limits = format!(
+                "ap_max_adapter_id {}, ap_max_domain_id {}",
+                bus.and_then(|b| b.max_adapter_id).map(|v| v.to_string()).unwrap_or("?".into()),
+                bus.and_then(|b| b.max_domain_id).map(|v| v.to_string()).unwrap_or("?".into())
+            );
+            (
+                format!("{what} failed: the id is above this system's AP limits ({limits}) ({name})"),
+                "use ids within the limits shown by `aplaunch ap masks`".to_string(),
+            )
+        }
+        (libc::EBUSY, Target::Remove) => (
+            format!("{what} failed: a guest is using it ({name})"),
+            "stop the guest first (or unplug the device: aplaunch qmp unplug)".to_string(),
+        ),
+        (libc::EBUSY, _) => (
+            format!("{what} failed: a guest is running with this mdev and this kernel cannot change a running guest's matrix ({name}; no `hotplug` in /sys/devices/vfio_ap/matrix/features)"),
+            "stop the guest, change the mdev, start it again; or use a kernel with vfio_ap hotplug support".to_string(),
+        ),
+        (libc::EEXIST, Target::Create) => (
+            format!("{what} failed: an mdev with UUID {uuid} already exists ({name})"),
+            "choose another UUID, or leave out --uuid for a random one".to_string(),
+        ),
+        (libc::EUSERS, Target::Create) => (
+            format!("{what} failed: vfio_ap has no mdev instances left (available_instances is 0) ({name})"),
+            "remove mdevs that are no longer needed (aplaunch ap mdev remove UUID)".to_string(),
+        ),
+        (libc::EINVAL, Target::Create) => (
+            format!("{what} failed: the kernel refused {shown:?} as a UUID ({name})"),
+            "give the UUID as 8-4-4-4-12 hex digits".to_string(),
+        ),
+        (libc::EINVAL, _) | (libc::ERANGE, _) => (
+            format!("{what} failed: the kernel refused the value {shown:?} written to {path} ({name})"),
+            "ids are numbers 0..255; aplaunch writes them in decimal".to_string(),
+        ),
+        (libc::ENOENT, _) => (
+            format!("{what} failed: {path} does not exist ({name}); the mdev went away or this kernel lacks the attribute"),
+            "check the mdev with `aplaunch ap mdev show UUID`".to_string(),
+        ),
+        (libc::EACCES, _) | (libc::EPERM, _) => (
+            format!("{what} failed: permission denied writing {path} ({name})"),
+            "run as root".to_string(),
+        ),
+        _ => (
+            format!("{what} failed: writing {shown:?} to {path}: {source}"),
+            "see the kernel log (dmesg) for the reason".to_string(),
+        ),
+    };
+    Error::Kernel(Box::new(KernelError {
+        attribute: path.to_string(),
+        value: shown,
+        errno,
+        message,
+        hint,
+        rollback: None,
+    }))
+}
+
+fn with_rollback(mut e: Error, note: String) -> Error {
+    if let Error::Kernel(k) = &mut e {
+        k.message.push_str(&format!("; {note}"));
+        k.rollback = Some(note);
+    }
+    e
+}
+
+struct Writes<'a> {
+    root: &'a HostRoot,
+    writer: &'a dyn SysfsWriter,
+    uuid: String,
+    done: Vec<String>,
+}
+
+impl Writes<'_> {
+    fn write(&mut self, target: Target, path: String, value: String) -> Result<()> {
+        match self.writer.write(&path, value.as_bytes()) {
+            Ok(()) => {
+                self.done.push(format!("{path}={value}"));
+                Ok(())
+            }
+            Err(source) => Err(explain(
+                self.root,
+                self.writer,
+                &self.uuid,
+                target,
+                &path,
+                value.as_bytes(),
+                &source,
+            )),
+        }
+    }
+}
+
+/// Creates an mdev: validates everything against one scan, then writes the UUID to
+/// `create` and each assignment in order (adapters, domains, control domains, decimal);
+/// on any failure writes `1` to `remove`. With `define`, writes the mdevctl definition
+/// afterwards (a failure there also removes the mdev).
+pub fn create(
+    root: &HostRoot,
+    writer: &dyn SysfsWriter,
+    _lock: &ApLock,
+    req: &CreateRequest,
+) -> Result<Outcome> {
+    let uuid = match &req.uuid {
+        Some(u) => normalize_uuid(u)?,
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let scan = writer.scan(root);
+    let Some(dev) = &scan.matrix_device else {
+        return Err(Error::ModuleNotLoaded);
+    };
+    if scan.mdev(&uuid).is_some() {
+        return Err(Error::Refused {
+            kind: "exists",
+            message: format!("mdev {uuid} already exists"),
+            hint: "choose another UUID, or leave out --uuid for a random one".into(),
+        });
+    }
+    if dev.available_instances == Some(0) {
+        return Err(Error::Refused {
+            kind: "instances",
+            message: "vfio_ap has no mdev instances left (available_instances is 0)".into(),
+            hint: "remove mdevs that are no longer needed (aplaunch ap mdev remove UUID)".into(),
+        });
+    }
+    if req.adapters.is_empty() || req.domains.is_empty() {
+        return Err(Error::Refused {
+            kind: "matrix",
+            message: "an mdev for a guest needs at least one adapter and one usage domain".into(),
+            hint: "give --adapter A and --domain D (control domains alone are not usable)".into(),
+        });
+    }
+    let mut all_domains = req.domains.clone();
+    all_domains.extend(req.control_domains.iter().copied());
+    check_limits(&scan, &req.adapters, &all_domains)?;
+    let apqns = cartesian(&req.adapters, &req.domains);
+    let warnings = check_apqns(&scan, &uuid, &apqns, req.define == Some(Start::Auto))?;
+    if req.define.is_some() && !req.force && scan.definition(&uuid).is_some() {
+        return Err(Error::Refused {
+            kind: "exists",
+            message: format!("a definition of mdev {uuid} already exists"),
+            hint: "pass --force to replace it".into(),
+        });
+    }
+    let mut w = Writes {
+        root,
+        writer,
+        uuid: uuid.clone(),
+        done: Vec::new(),
+    };
+    w.write(Target::Create, format!("{TYPE_DIR}/create"), uuid.clone())?;
+    let mut steps: Vec<(Target, &str, u8)> = Vec::new();
+    steps.extend(
+        req.adapters
+            .iter()
+            .map(|a| (Target::Adapter(*a, true), "assign_adapter", a.0)),
+    );
+    steps.extend(
+        req.domains
+            .iter()
+            .map(|d| (Target::Domain(*d, true), "assign_domain", d.0)),
+    );
+    steps.extend(
+        req.control_domains
+            .iter()
+            .map(|d| (Target::Control(*d, true), "assign_control_domain", d.0)),
+    );
+    let remove = |w: &mut Writes, e: Error| -> Error {
+        let note = match w.writer.write(&matrix_attr(&uuid, "remove"), b"1") {
+            Ok(()) => {
+                w.done.push(format!("{}=1", matrix_attr(&uuid, "remove")));
+                format!("mdev {uuid} was removed again, nothing was left behind")
+            }
+            Err(re) => format!(
+                "removing mdev {uuid} again ALSO failed ({re}): remove it by hand with `aplaunch ap mdev remove {uuid}`"
+            ),
+        };
+        with_rollback(e, note)
+    };
+    for (target, attr, id) in steps {
+        if let Err(e) = w.write(target, matrix_attr(&uuid, attr), id.to_string()) {
+            return Err(remove(&mut w, e));
+        }
+    }
+    let mut outcome = Outcome {
+        uuid: uuid.clone(),
+        warnings,
+        ..Outcome::default()
+    };
+    if let Some(start) = req.define {
+        let def = Definition::new(
+            &uuid,
+            start,
+            &req.adapters,
+            &req.domains,
+            &req.control_domains,
+        );
+        match mdevctl::write_definition(root, &def, req.force) {
+            Ok(p) => outcome.definition = Some(p.display().to_string()),
+            Err(e) => {
+                let msg = e.to_string();
+                let ke = Error::Kernel(Box::new(KernelError {
+                    attribute: mdevctl::definition_path(&uuid),
+                    value: String::new(),
+                    errno: None,
+                    message: format!("writing the definition of mdev {uuid} failed: {msg}"),
+                    hint: e
+                        .hint()
+                        .unwrap_or_else(|| "check that /etc/mdevctl.d is writable".into()),
+                    rollback: None,
+                }));
+                return Err(remove(&mut w, ke));
+            }
+        }
+    }
+    outcome.writes = w.done;
+    Ok(outcome)
+}
+
+/// Which ids to assign or unassign.
+#[derive(Debug, Clone, Default)]
+pub struct MatrixChange {
+    /// Adapters.
+    pub adapters: Vec<Apid>,
+    /// Usage domains.
+    pub domains: Vec<Apqi>,
+    /// Control domains.
+    pub control_domains: Vec<Apqi>,
+}
+
+impl MatrixChange {
+    fn is_empty(&self) -> bool {
+        self.adapters.is_empty() && self.domains.is_empty() && self.control_domains.is_empty()
+    }
+}
+
+/// Assigns (`assign = true`) or unassigns ids of an existing mdev. On a newer kernel with
+/// `ap_config` the change is one atomic write; otherwise one write per id, undone in reverse
+/// order when one fails. A running guest needs `hotplug` in the matrix device's features.
+pub fn change(
+    root: &HostRoot,
+    writer: &dyn SysfsWriter,
+    _lock: &ApLock,
+    uuid: &str,
+    delta: &MatrixChange,
+    assign: bool,
+) -> Result<Outcome> {
+    let uuid = normalize_uuid(uuid)?;
+    if delta.is_empty() {
+        return Err(Error::Refused {
+            kind: "usage",
+            message: "nothing to change".into(),
+            hint: "give --adapter, --domain or --control-domain".into(),
+        });
+    }
+    let scan = writer.scan(root);
+    let dev = scan.matrix_device.clone().ok_or(Error::ModuleNotLoaded)?;
+    let mdev = scan
+        .mdev(&uuid)
+        .cloned()
+        .ok_or_else(|| Error::MdevNotFound { uuid: uuid.clone() })?;
+    let live = scan.in_use(&mdev);
+    if live && !dev.hotplug() {
+        return Err(Error::Refused {
+            kind: "in-use",
+            message: format!(
+                "mdev {uuid} is in use by a running guest and this kernel cannot change a running guest's matrix (no `hotplug` in /sys/devices/vfio_ap/matrix/features)"
+            ),
+            hint: "stop the guest first, or use a kernel with vfio_ap hotplug support".into(),
+        });
+    }
+    let mut all_domains = delta.domains.clone();
+    all_domains.extend(delta.control_domains.iter().copied());
+    check_limits(&scan, &delta.adapters, &all_domains)?;
+    let mut adapters: BTreeSet<Apid> = mdev.adapters.iter().copied().collect();
+    let mut domains: BTreeSet<Apqi> = mdev.domains.iter().copied().collect();
+    let mut controls: BTreeSet<Apqi> = mdev.control_domains.iter().copied().collect();
+    for a in &delta.adapters {
+        if assign {
+            adapters.insert(*a)
+        } else {
+            adapters.remove(a)
+        };
+    }
+    for d in &delta.domains {
+        if assign {
+            domains.insert(*d)
+        } else {
+            domains.remove(d)
+        };
+    }
+    for d in &delta.control_domains {
+        if assign {
+            controls.insert(*d)
+        } else {
+            controls.remove(d)
+        };
+    }
+    let mut warnings = Vec::new();
+    if assign {
+        let new_adapters: Vec<Apid> = adapters.iter().copied().collect();
+        let new_domains: Vec<Apqi> = domains.iter().copied().collect();
+        let autostart = scan
+            .definition(&uuid)
+            .is_some_and(|d| d.start == Start::Auto);
+        warnings = check_apqns(
+            &scan,
+            &uuid,
+            &cartesian(&new_adapters, &new_domains),
+            autostart,
+        )?;
+    }
+    if scan.definition(&uuid).is_some() {
+        warnings.push(format!(
+            "mdev {uuid} has an mdevctl definition that still holds the old matrix; it will come back at the next start unless you update it (aplaunch ap mdev create --define --force, or mdevctl modify)"
+        ));
+    }
+    let mut w = Writes {
+        root,
+        writer,
+        uuid: uuid.clone(),
+        done: Vec::new(),
+    };
+    if mdev.ap_config.is_some() && dev.ap_config() {
+        let cfg = ApConfig {
+            apm: Mask::from_bits(adapters.iter().map(|a| a.0)),
+            aqm: Mask::from_bits(domains.iter().map(|d| d.0)),
+            adm: Mask::from_bits(controls.iter().map(|d| d.0)),
+        };
+        w.write(
+            Target::ApConfig,
+            matrix_attr(&uuid, "ap_config"),
+            cfg.to_sysfs(),
+        )?;
+    } else {
+        let prefix = if assign { "assign_" } else { "unassign_" };
+        let undo_prefix = if assign { "unassign_" } else { "assign_" };
+        let mut steps: Vec<(Target, String, u8)> = Vec::new();
+        // only ids whose state changes, so an undo never removes what was there before
+        for a in &delta.adapters {
+            if mdev.adapters.contains(a) != assign {
+                steps.push((Target::Adapter(*a, assign), "adapter".into(), a.0));
+            }
+        }
+        for d in &delta.domains {
+            if mdev.domains.contains(d) != assign {
+                steps.push((Target::Domain(*d, assign), "domain".into(), d.0));
+            }
+        }
+        for d in &delta.control_domains {
+            if mdev.control_domains.contains(d) != assign {
+                steps.push((Target::Control(*d, assign), "control_domain".into(), d.0));
+            }
+        }
+        let mut made: Vec<(String, u8)> = Vec::new();
+        for (target, what, id) in steps {
+            let path = matrix_attr(&uuid, &format!("{prefix}{what}"));
+            if let Err(e) = w.write(target, path, id.to_string()) {
+                let mut failed_undo = Vec::new();
+                for (what, id) in made.iter().rev() {
+                    let p = matrix_attr(&uuid, &format!("{undo_prefix}{what}"));
+                    match writer.write(&p, id.to_string().as_bytes()) {
+                        Ok(()) => w.done.push(format!("{p}={id}")),
+                        Err(ue) => failed_undo.push(format!("{p}={id} ({ue})")),
+                    }
+                }
+                let note = if made.is_empty() {
+                    "nothing was changed".to_string()
+                } else if failed_undo.is_empty() {
+                    format!("the {} earlier write(s) were undone", made.len())
+                } else {
+                    format!(
+                        "undoing the earlier writes ALSO failed for {}: check the mdev with `aplaunch ap mdev show {uuid}`",
+                        failed_undo.join(", ")
+                    )
+                };
+                return Err(with_rollback(e, note));
+            }
+            made.push((what, id));
+        }
+    }
+    let after = writer.scan(root);
+    Ok(Outcome {
+        uuid: uuid.clone(),
+        writes: w.done,
+        definition: None,
+        guest_matrix_before: mdev.guest_matrix.clone(),
+        guest_matrix_after: after.mdev(&uuid).and_then(|m| m.guest_matrix.clone()),
+        live,
+        warnings,
+    })
+}
+
+/// Removes an mdev (refused while a guest uses it unless `force`), and with `undefine` its
+/// mdevctl definition. An mdev that is only defined is just undefined.
+pub fn remove(
+    root: &HostRoot,
+    writer: &dyn SysfsWriter,
+    _lock: &ApLock,
+    uuid: &str,
+    force: bool,
+    undefine: bool,
+) -> Result<Outcome> {
+    let uuid = normalize_uuid(uuid)?;
+    let scan = writer.scan(root);
+    let mut outcome = Outcome {
+        uuid: uuid.clone(),
+        ..Outcome::default()
+    };
+    match scan.mdev(&uuid) {
+        Some(m) => {
+            let busy = scan.in_use(m)
+                || matches!(
+                    crate::device::group_status(root, m),
+                    crate::device::GroupStatus::Busy
+                );
+            if busy && !force {
+                return Err(Error::Refused {
+                    kind: "in-use",
+                    message: format!("mdev {uuid} is in use by a running guest"),
+                    hint: "stop the guest first, or pass --force to remove it anyway (the guest loses its crypto adapters)".into(),
+                });
+            }
+            outcome.live = busy;
+            let mut w = Writes {
+                root,
+                writer,
+                uuid: uuid.clone(),
+                done: Vec::new(),
+            };
+            w.write(Target::Remove, matrix_attr(&uuid, "remove"), "1".into())?;
+            outcome.writes = w.done;
+        }
+        None if undefine && scan.definition(&uuid).is_some() => {}
+        None => return Err(Error::MdevNotFound { uuid }),
+    }
+    if undefine {
+        if mdevctl::remove_definition(root, &uuid)? {
+            outcome.definition = Some(
+                root.path(mdevctl::definition_path(&uuid))
+                    .display()
+                    .to_string(),
+            );
+        } else {
+            outcome
+                .warnings
+                .push(format!("mdev {uuid} had no mdevctl definition"));
+        }
+    }
+    Ok(outcome)
+}
+
+/// A preview of a mask change.
+#[derive(Debug, Clone, Serialize)]
+pub struct MaskPreview {
+    /// `apmask` now.
+    pub apmask: Mask,
+    /// `aqmask` now.
+    pub aqmask: Mask,
+    /// `apmask` after the change.
+    pub new_apmask: Mask,
+    /// `aqmask` after the change.
+    pub new_aqmask: Mask,
+    /// Existing queues that move from vfio_ap to the host drivers.
+    pub to_host: Vec<Apqn>,
+    /// Existing queues that move from the host drivers to vfio_ap.
+    pub to_vfio: Vec<Apqn>,
+    /// Queues that move to the host although an mdev has them: (APQN, mdev).
+    pub taken_from_mdevs: Vec<(Apqn, String)>,
+    /// The writes made (empty for a preview).
+    pub writes: Vec<String>,
+}
+
+/// Computes what a mask change would do.
+pub fn preview_masks(
+    scan: &ApScan,
+    apmask: Option<&MaskSpec>,
+    aqmask: Option<&MaskSpec>,
+) -> Result<MaskPreview> {
+    let bus = scan.bus.as_ref().ok_or_else(|| Error::Refused {
+        kind: "no-ap-bus",
+        message: "this host has no AP bus (/sys/bus/ap is missing)".into(),
+        hint: "load the ap module (modprobe ap) on an IBM Z host".into(),
+    })?;
+    let cur_ap = bus.apmask.ok_or_else(|| Error::Refused {
+        kind: "masks",
+        message: "/sys/bus/ap/apmask could not be read".into(),
+        hint: "check the file; run as root".into(),
+    })?;
+    let cur_aq = bus.aqmask.ok_or_else(|| Error::Refused {
+        kind: "masks",
+        message: "/sys/bus/ap/aqmask could not be read".into(),
+        hint: "check the file; run as root".into(),
+    })?;
+    let new_ap = apmask.map(|s| s.apply(&cur_ap)).unwrap_or(cur_ap);
+    let new_aq = aqmask.map(|s| s.apply(&cur_aq)).unwrap_or(cur_aq);
+    let mut to_host = Vec::new();
+    let mut to_vfio = Vec::new();
+    for q in &scan.queues {
+        let (a, d) = (q.apqn.apid.0, q.apqn.apqi.0);
+        let was = cur_ap.test(a) && cur_aq.test(d);
+        let will = new_ap.test(a) && new_aq.test(d);
+        if will && !was {
+            to_host.push(q.apqn);
+        } else if was && !will {
+            to_vfio.push(q.apqn);
+        }
+    }
+    let mut taken = Vec::new();
+    for (q, owners) in scan.owners() {
+        let (a, d) = (q.apid.0, q.apqi.0);
+        let was = cur_ap.test(a) && cur_aq.test(d);
+        let will = new_ap.test(a) && new_aq.test(d);
+        if will && !was {
+            for o in owners.iter().filter(|o| o.active) {
+                taken.push((q, o.uuid.clone()));
+            }
+        }
+    }
+    Ok(MaskPreview {
+        apmask: cur_ap,
+        aqmask: cur_aq,
+        new_apmask: new_ap,
+        new_aqmask: new_aq,
+        to_host,
+        to_vfio,
+        taken_from_mdevs: taken,
+        writes: Vec::new(),
+    })
+}
+
+/// Applies a mask change: refuses (before writing) when it would hand APQNs assigned to an
+/// active mdev back to the host; writes each changed mask as `0x` + 64 hex digits.
+pub fn apply_masks(
+    root: &HostRoot,
+    writer: &dyn SysfsWriter,
+    _lock: &ApLock,
+    apmask: Option<&MaskSpec>,
+    aqmask: Option<&MaskSpec>,
+) -> Result<MaskPreview> {
+    let scan = writer.scan(root);
+    let mut preview = preview_masks(&scan, apmask, aqmask)?;
+    if !preview.taken_from_mdevs.is_empty() {
+        let list: Vec<String> = preview
+            .taken_from_mdevs
+            .iter()
+            .map(|(q, u)| format!("APQN {} of mdev {u}", q.describe()))
+            .collect();
+        return Err(Error::Refused {
+            kind: "conflict",
+            message: format!(
+                "the new masks would hand queues assigned to mdevs back to the host drivers: {}",
+                list.join(", ")
+            ),
+            hint: "unassign them from the mdev first (aplaunch ap mdev unassign UUID ...), or leave those bits clear".into(),
+        });
+    }
+    let mut done = Vec::new();
+    let steps = [
+        (
+            "sys/bus/ap/apmask",
+            preview.apmask,
+            preview.new_apmask,
+            "apmask",
+        ),
+        (
+            "sys/bus/ap/aqmask",
+            preview.aqmask,
+            preview.new_aqmask,
+            "aqmask",
+        ),
+    ];
+    let mut written: Vec<(&str, Mask)> = Vec::new();
+    for (path, old, new, name) in steps {
+        if old == new {
+            continue;
+        }
+        let value = new.to_kernel_hex();
+        if let Err(source) = writer.write(path, value.as_bytes()) {
+            let errno = source.raw_os_error();
+            let ename = errno.map(errno_name).unwrap_or_else(|| "error".into());
+            let (message, hint) = match errno {
+                Some(libc::EBUSY) => {
+                    let after = writer.scan(root);
+                    let owners: Vec<String> = after
+                        .owners()
+                        .into_iter()
+                        .filter(|(q, _)| {
+                            let (a, d) = (q.apid.0, q.apqi.0);
+                            let (ap, aq) = if name == "apmask" {
+                                (
+                                    new,
+                                    after
+                                        .bus
+                                        .as_ref()
+                                        .and_then(|b| b.aqmask)
+                                        .unwrap_or(preview.new_aqmask),
+                                )
+                            } else {
+                                (
+                                    after
+                                        .bus
+                                        .as_ref()
+                                        .and_then(|b| b.apmask)
+                                        .unwrap_or(preview.new_apmask),
+                                    new,
+                                )
+                            };
+                            ap.test(a) && aq.test(d)
+                        })
+                        .flat_map(|(q, o)| {
+                            o.into_iter()
+                                .filter(|o| o.active)
+                                .map(move |o| format!("APQN {} of mdev {}", q.describe(), o.uuid))
+                        })
+                        .collect();
+                    (
+                        format!(
+                            "writing {name} failed: the kernel refuses to hand queues assigned to mdevs back to the host drivers{} ({ename})",
+                            if owners.is_empty() { String::new() } else { format!(": {}", owners.join(", ")) }
+                        ),
+                        "unassign them from the mdev first (aplaunch ap mdev unassign UUID ...)".to_string(),
+                    )
+                }
+                Some(libc::EINVAL) => (
+                    format!("writing {name} failed: the kernel refused {value} ({ename})"),
+                    "report this: aplaunch writes masks as 0x and 64 hex digits".to_string(),
+                ),
+                Some(libc::EACCES) | Some(libc::EPERM) => (
+                    format!("writing {name} failed: permission denied ({ename})"),
+                    "run as root".to_string(),
+                ),
+                _ => (
+                    format!("writing {name} failed: {source}"),
+                    "see the kernel log (dmesg)".to_string(),
+                ),
+            };
+            let mut e = Error::Kernel(Box::new(KernelError {
+                attribute: path.to_string(),
+                value: value.clone(),
+                errno,
+                message,
+                hint,
+                rollback: None,
+            }));
+            if let Some((p, old)) = written.first() {
+                let note = match writer.write(p, old.to_kernel_hex().as_bytes()) {
+                    Ok(()) => {
+                        done.push(format!("{p}={}", old.to_kernel_hex()));
+                        format!("{p} was set back to its old value")
+                    }
+                    Err(re) => format!(
+                        "setting {p} back ALSO failed ({re}): it is now {}",
+                        preview.new_apmask
+                    ),
+                };
+                e = with_rollback(e, note);
+            }
+            return Err(e);
+        }
+        done.push(format!("{path}={value}"));
+        written.push((path, old));
+    }
+    preview.writes = done;
+    Ok(preview)
+}
+
+/// Everything `aplaunch ap mdev show` tells about one mdev (active or only defined).
+#[derive(Debug, Clone, Serialize)]
+pub struct MdevShow {
+    /// The UUID.
+    pub uuid: String,
+    /// The active mdev, if it exists.
+    pub active: Option<MdevInfo>,
+    /// Whether a guest uses it.
+    pub in_use: bool,
+    /// The definition, if any.
+    pub definition: Option<Definition>,
+}
+
+/// Reads one mdev for `show`.
+pub fn show(root: &HostRoot, uuid: &str) -> Result<MdevShow> {
+    let uuid = normalize_uuid(uuid)?;
+    let scan = ApScan::read(root);
+    let active = match MdevInfo::read(root, &uuid) {
+        Ok(m) => Some(m),
+        Err(Error::MdevNotFound { .. }) | Err(Error::ModuleNotLoaded) => None,
+        Err(e) => return Err(e),
+    };
+    let definition = mdevctl::read_definition(root, &uuid)?;
+    if active.is_none() && definition.is_none() {
+        if scan.matrix_device.is_none() {
+            return Err(Error::ModuleNotLoaded);
+        }
+        return Err(Error::MdevNotFound { uuid });
+    }
+    let in_use = active.as_ref().is_some_and(|m| scan.in_use(m));
+    Ok(MdevShow {
+        uuid,
+        active,
+        in_use,
+        definition,
+    })
+}
+
+#[cfg(test)]
+#[path = "lifecycle_tests.rs"]
+mod tests;

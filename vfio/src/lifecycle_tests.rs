@@ -1,0 +1,789 @@
+//! Lifecycle tests against the kernel model and through real files in host trees.
+
+use super::*;
+use crate::lock::ApLock;
+use crate::model::KernelModel;
+use crate::write::{HostWriter, Recording};
+use std::time::Duration;
+use testkit::hosttree::HostTree;
+
+const U: &str = "62177883-f1bb-47f0-914d-32a22e3a8804";
+const V: &str = "11111111-2222-4333-8444-555555555555";
+const W: &str = "33333333-4444-4555-8666-777777777777";
+
+struct Env {
+    tree: HostTree,
+    root: HostRoot,
+    model: KernelModel,
+    lock: ApLock,
+}
+
+fn env() -> Env {
+    let tree = HostTree::from_example("z16-se");
+    let root = HostRoot::open(tree.path()).unwrap();
+    let model = KernelModel::from_root(&root);
+    let lock = ApLock::acquire(&root, Duration::ZERO).unwrap();
+    Env {
+        tree,
+        root,
+        model,
+        lock,
+    }
+}
+
+fn req(adapters: &[u8], domains: &[u8], controls: &[u8]) -> CreateRequest {
+    CreateRequest {
+        uuid: Some(V.into()),
+        adapters: adapters.iter().map(|a| Apid(*a)).collect(),
+        domains: domains.iter().map(|d| Apqi(*d)).collect(),
+        control_domains: controls.iter().map(|d| Apqi(*d)).collect(),
+        define: None,
+        force: false,
+    }
+}
+
+fn a(uuid: &str, attr: &str) -> String {
+    format!("{MATRIX_DIR}/{uuid}/{attr}")
+}
+
+fn writes(model: &KernelModel) -> Vec<String> {
+    model
+        .writes()
+        .into_iter()
+        .map(|(p, v)| format!("{p}={}", String::from_utf8_lossy(&v)))
+        .collect()
+}
+
+fn kernel(e: Error) -> KernelError {
+    match e {
+        Error::Kernel(k) => *k,
+        other => panic!("expected a kernel error, got {other:?}"),
+    }
+}
+
+#[test]
+fn create_writes_create_then_each_assignment_in_order() {
+    let e = env();
+    let out = create(&e.root, &e.model, &e.lock, &req(&[3], &[171], &[171])).unwrap();
+    assert_eq!(out.uuid, V);
+    let want = vec![
+        format!("{TYPE_DIR}/create={V}"),
+        format!("{}=3", a(V, "assign_adapter")),
+        format!("{}=171", a(V, "assign_domain")),
+        format!("{}=171", a(V, "assign_control_domain")),
+    ];
+    assert_eq!(writes(&e.model), want);
+    assert_eq!(out.writes, want);
+    let m = &e.model.state().mdevs[V];
+    assert_eq!(m.apm, Mask::from_bits([3]));
+    assert_eq!(m.aqm, Mask::from_bits([171]));
+    assert_eq!(m.adm, Mask::from_bits([171]));
+}
+
+#[test]
+fn create_picks_a_random_v4_uuid() {
+    let e = env();
+    let mut r = req(&[3], &[171], &[]);
+    r.uuid = None;
+    let out = create(&e.root, &e.model, &e.lock, &r).unwrap();
+    let u = uuid::Uuid::parse_str(&out.uuid).unwrap();
+    assert_eq!(u.get_version_num(), 4);
+    assert!(e.model.state().mdevs.contains_key(&out.uuid));
+}
+
+#[test]
+fn create_validates_before_touching_sysfs() {
+    let e = env();
+    let cases: Vec<(CreateRequest, &str, &str)> = vec![
+        (
+            req(&[5], &[4], &[]),
+            "APQN 05.0004 (5.4) already in use by mdev 62177883",
+            "unassign",
+        ),
+        (
+            req(&[3], &[4], &[]),
+            "APQN 03.0004 (3.4) not allowed for vfio_ap",
+            "aplaunch ap masks --apmask=-3",
+        ),
+        (
+            req(&[3], &[], &[171]),
+            "at least one adapter and one usage domain",
+            "control domains alone",
+        ),
+        (req(&[], &[171], &[]), "at least one adapter", "--adapter"),
+        (
+            CreateRequest {
+                uuid: Some(U.into()),
+                ..req(&[3], &[171], &[])
+            },
+            "already exists",
+            "another UUID",
+        ),
+    ];
+    for (r, msg, hint) in cases {
+        let err = create(&e.root, &e.model, &e.lock, &r).unwrap_err();
+        assert!(err.is_refusal(), "{err:?}");
+        assert!(err.to_string().contains(msg), "{err}");
+        assert!(err.hint().unwrap().contains(hint), "{:?}", err.hint());
+    }
+    e.model.with_state(|s| s.max_adapter_id = 63);
+    let err = create(&e.root, &e.model, &e.lock, &req(&[64], &[171], &[])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "adapter 0x40 (64) is above ap_max_adapter_id (63)"
+    );
+    e.model.with_state(|s| s.max_domain_id = 15);
+    let err = create(&e.root, &e.model, &e.lock, &req(&[3], &[171], &[])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "domain 0x00ab (171) is above ap_max_domain_id (15)"
+    );
+    e.model.with_state(|s| s.available_instances = 0);
+    let err = create(&e.root, &e.model, &e.lock, &req(&[3], &[1], &[])).unwrap_err();
+    assert!(err.to_string().contains("no mdev instances left"), "{err}");
+    let err = create(
+        &e.root,
+        &e.model,
+        &e.lock,
+        &CreateRequest {
+            uuid: Some("nope".into()),
+            ..req(&[3], &[1], &[])
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::BadUuid { .. }));
+    assert!(e.model.writes().is_empty(), "{:?}", e.model.writes());
+}
+
+#[test]
+fn create_rolls_back_after_a_failure_at_every_step() {
+    let steps = [
+        "/create",
+        "/assign_adapter",
+        "/assign_domain",
+        "/assign_control_domain",
+    ];
+    for (i, step) in steps.iter().enumerate() {
+        let e = env();
+        e.model.fail_on(step, libc::EIO);
+        let err =
+            kernel(create(&e.root, &e.model, &e.lock, &req(&[3], &[171], &[171])).unwrap_err());
+        assert_eq!(err.errno, Some(libc::EIO));
+        assert!(!e.model.state().mdevs.contains_key(V), "step {step}");
+        let w = writes(&e.model);
+        if i == 0 {
+            assert!(w.is_empty(), "{w:?}");
+            assert_eq!(err.rollback, None);
+        } else {
+            assert_eq!(w.len(), i + 1, "{w:?}");
+            assert_eq!(w.last().unwrap(), &format!("{}=1", a(V, "remove")));
+            assert!(err.message.contains("was removed again"), "{}", err.message);
+        }
+    }
+}
+
+#[test]
+fn a_failed_rollback_says_so() {
+    let e = env();
+    e.model.fail_on("/assign_domain", libc::EIO);
+    e.model.fail_on("/remove", libc::EIO);
+    let err = kernel(create(&e.root, &e.model, &e.lock, &req(&[3], &[171], &[])).unwrap_err());
+    assert!(err.message.contains("ALSO failed"), "{}", err.message);
+    assert!(
+        err.message
+            .contains(&format!("aplaunch ap mdev remove {V}")),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn a_failed_definition_write_removes_the_mdev() {
+    let e = env();
+    // a directory where the definition file should go makes the rename fail
+    e.tree.mkdir(&format!("etc/mdevctl.d/matrix/{V}/x"));
+    let mut r = req(&[3], &[171], &[]);
+    r.define = Some(Start::Manual);
+    r.force = true;
+    let err = kernel(create(&e.root, &e.model, &e.lock, &r).unwrap_err());
+    assert!(
+        err.message.contains("writing the definition"),
+        "{}",
+        err.message
+    );
+    assert!(!e.model.state().mdevs.contains_key(V));
+}
+
+#[test]
+fn create_with_define_writes_the_mdevctl_file() {
+    let e = env();
+    let mut r = req(&[3], &[171], &[171]);
+    r.define = Some(Start::Auto);
+    let out = create(&e.root, &e.model, &e.lock, &r).unwrap();
+    assert!(out.definition.unwrap().ends_with(V));
+    let text = e.tree.read(&format!("etc/mdevctl.d/matrix/{V}"));
+    assert_eq!(
+        text,
+        "{\n  \"mdev_type\": \"vfio_ap-passthrough\",\n  \"start\": \"auto\",\n  \"attrs\": [\n    {\n      \"assign_adapter\": \"3\"\n    },\n    {\n      \"assign_domain\": \"171\"\n    },\n    {\n      \"assign_control_domain\": \"171\"\n    }\n  ]\n}"
+    );
+    // an existing definition is refused before any write unless --force
+    let e2 = env();
+    e2.tree.write(
+        &format!("etc/mdevctl.d/matrix/{V}"),
+        r#"{"mdev_type":"vfio_ap-passthrough","start":"manual","attrs":[]}"#,
+    );
+    let e2model = KernelModel::from_root(&e2.root);
+    let err = create(&e2.root, &e2model, &e2.lock, &r).unwrap_err();
+    assert!(err.to_string().contains("already exists"));
+    assert!(e2model.writes().is_empty());
+}
+
+#[test]
+fn autostart_definitions_conflict_only_for_autostart() {
+    let e = env();
+    e.tree.write(
+        &format!("etc/mdevctl.d/matrix/{W}"),
+        r#"{"mdev_type":"vfio_ap-passthrough","start":"auto","attrs":[{"assign_adapter":"3"},{"assign_domain":"171"}]}"#,
+    );
+    let writer = Recording::new(HostWriter::new(&e.root));
+    let scan = writer.scan(&e.root);
+    let mut r = req(&[3], &[171], &[]);
+    r.define = Some(Start::Auto);
+    let err = check_apqns(&scan, V, &cartesian(&r.adapters, &r.domains), true).unwrap_err();
+    assert!(
+        err.to_string().contains(&format!(
+            "APQN 03.00ab (3.171) is in the autostart definition of mdev {W}"
+        )),
+        "{err}"
+    );
+    let warn = check_apqns(&scan, V, &cartesian(&r.adapters, &r.domains), false).unwrap();
+    assert!(warn[0].contains("autostart definition"), "{warn:?}");
+}
+
+// --- every errno, as the kernel answers it when another process raced us ---
+
+fn raced(setup: impl FnOnce(&mut crate::model::ModelState)) -> (Env, KernelError) {
+    let e = env();
+    e.model.freeze_scan();
+    e.model.with_state(setup);
+    let err = kernel(create(&e.root, &e.model, &e.lock, &req(&[3], &[171], &[])).unwrap_err());
+    assert!(!e.model.state().mdevs.contains_key(V) || err.errno == Some(libc::EEXIST));
+    (e, err)
+}
+
+#[test]
+fn eaddrinuse_names_the_owner() {
+    let (_e, err) = raced(|s| {
+        s.mdevs.insert(
+            W.into(),
+            crate::model::ModelMdev {
+                apm: Mask::from_bits([3]),
+                aqm: Mask::from_bits([171]),
+                ..Default::default()
+            },
+        );
+    });
+    assert_eq!(err.errno, Some(libc::EADDRINUSE));
+    assert!(err.message.contains(&format!("assigning domain 0x00ab (171) to mdev {V} failed: APQN 03.00ab (3.171) already belongs to mdev {W} (EADDRINUSE)")), "{}", err.message);
+    assert!(err.message.contains("removed again"));
+    assert!(err.hint.contains("unassign"));
+}
+
+#[test]
+fn eaddrnotavail_gives_the_masks_command() {
+    let (_e, err) = raced(|s| s.aqmask.set(171));
+    assert_eq!(err.errno, Some(libc::EADDRNOTAVAIL));
+    assert!(err.message.contains("APQN 03.00ab (3.171) is reserved for the host's crypto drivers by the AP bus masks (apmask bit 3 and aqmask bit 171 are both set)"), "{}", err.message);
+    assert!(
+        err.hint.contains("aplaunch ap masks --apmask=-3"),
+        "{}",
+        err.hint
+    );
+    assert!(err.hint.contains("--aqmask=-171"), "{}", err.hint);
+}
+
+#[test]
+fn enodev_names_the_limits() {
+    let (_e, err) = raced(|s| s.max_domain_id = 84);
+    assert_eq!(err.errno, Some(libc::ENODEV));
+    assert!(
+        err.message
+            .contains("ap_max_adapter_id 255, ap_max_domain_id 84"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn eexist_and_eusers_on_create() {
+    let (_e, err) = raced(|s| {
+        s.mdevs.insert(V.into(), Default::default());
+    });
+    assert_eq!(err.errno, Some(libc::EEXIST));
+    assert!(
+        err.message
+            .contains(&format!("an mdev with UUID {V} already exists (EEXIST)")),
+        "{}",
+        err.message
+    );
+    let (_e, err) = raced(|s| s.available_instances = 0);
+    assert_eq!(err.errno, Some(libc::EUSERS));
+    assert!(
+        err.message.contains("no mdev instances left"),
+        "{}",
+        err.message
+    );
+    assert!(err.hint.contains("remove"));
+}
+
+#[test]
+fn injected_errnos_have_messages() {
+    let cases = [
+        (
+            "/create",
+            libc::EINVAL,
+            "refused \"11111111-2222-4333-8444-555555555555\" as a UUID",
+            "8-4-4-4-12",
+        ),
+        (
+            "/create",
+            libc::ENODEV,
+            "vfio_ap-passthrough type is gone",
+            "modprobe vfio_ap",
+        ),
+        (
+            "/assign_adapter",
+            libc::EINVAL,
+            "refused the value \"3\"",
+            "decimal",
+        ),
+        (
+            "/assign_adapter",
+            libc::ERANGE,
+            "refused the value \"3\"",
+            "decimal",
+        ),
+        (
+            "/assign_domain",
+            libc::EACCES,
+            "permission denied",
+            "run as root",
+        ),
+        (
+            "/assign_domain",
+            libc::EPERM,
+            "permission denied",
+            "run as root",
+        ),
+        (
+            "/assign_domain",
+            libc::ENOENT,
+            "does not exist (ENOENT)",
+            "mdev show",
+        ),
+        ("/assign_domain", libc::EIO, "Input/output error", "dmesg"),
+        (
+            "/assign_domain",
+            libc::EADDRNOTAVAIL,
+            "older kernels answer this",
+            "bound to vfio_ap",
+        ),
+        (
+            "/assign_domain",
+            libc::EADDRINUSE,
+            "the kernel log names it",
+            "unassign",
+        ),
+    ];
+    for (step, errno, msg, hint) in cases {
+        let e = env();
+        e.model.fail_on(step, errno);
+        let err = kernel(create(&e.root, &e.model, &e.lock, &req(&[3], &[171], &[])).unwrap_err());
+        assert_eq!(err.errno, Some(errno));
+        assert!(err.message.contains(msg), "{step} {errno}: {}", err.message);
+        assert!(err.hint.contains(hint), "{step} {errno}: {}", err.hint);
+    }
+}
+
+#[test]
+fn ebusy_on_an_old_kernel_with_a_running_guest() {
+    let e = env();
+    e.model.with_state(|s| s.hotplug = false);
+    // pre-check: refused before writing
+    e.model
+        .with_state(|s| s.mdevs.get_mut(U).unwrap().in_use = true);
+    let delta = MatrixChange {
+        domains: vec![Apqi(171)],
+        ..Default::default()
+    };
+    let err = change(&e.root, &e.model, &e.lock, U, &delta, false).unwrap_err();
+    assert!(
+        matches!(err, Error::Refused { kind: "in-use", .. }),
+        "{err:?}"
+    );
+    assert!(e.model.writes().is_empty());
+    // the guest started between our scan and the write: the kernel's EBUSY
+    e.model
+        .with_state(|s| s.mdevs.get_mut(U).unwrap().in_use = false);
+    e.model.freeze_scan();
+    e.model
+        .with_state(|s| s.mdevs.get_mut(U).unwrap().in_use = true);
+    let err = kernel(change(&e.root, &e.model, &e.lock, U, &delta, false).unwrap_err());
+    assert_eq!(err.errno, Some(libc::EBUSY));
+    assert!(
+        err.message
+            .contains("cannot change a running guest's matrix"),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message.contains("nothing was changed"),
+        "{}",
+        err.message
+    );
+}
+
+// --- assign / unassign ---
+
+#[test]
+fn change_on_an_old_kernel_writes_each_id_and_undoes_on_failure() {
+    let e = env();
+    e.model.with_state(|s| s.hotplug = false);
+    create(&e.root, &e.model, &e.lock, &req(&[3], &[171], &[])).unwrap();
+    let before = e.model.writes().len();
+    let delta = MatrixChange {
+        adapters: vec![Apid(7)],
+        domains: vec![Apqi(16), Apqi(171)],
+        control_domains: vec![Apqi(5)],
+    };
+    e.model.with_state(|s| {
+        s.apmask.clear(7);
+        s.aqmask.clear(16);
+    });
+    e.model.fail_on("/assign_control_domain", libc::EIO);
+    let err = kernel(change(&e.root, &e.model, &e.lock, V, &delta, true).unwrap_err());
+    assert!(
+        err.message.contains("the 2 earlier write(s) were undone"),
+        "{}",
+        err.message
+    );
+    let w = writes(&e.model)[before..].to_vec();
+    assert_eq!(
+        w,
+        vec![
+            format!("{}=7", a(V, "assign_adapter")),
+            format!("{}=16", a(V, "assign_domain")),
+            format!("{}=16", a(V, "unassign_domain")),
+            format!("{}=7", a(V, "unassign_adapter")),
+        ]
+    );
+    assert_eq!(e.model.state().mdevs[V].apm, Mask::from_bits([3]));
+    assert_eq!(e.model.state().mdevs[V].aqm, Mask::from_bits([171]));
+    // and without the failure
+    let out = change(&e.root, &e.model, &e.lock, V, &delta, true).unwrap();
+    assert_eq!(out.writes.len(), 3);
+    assert_eq!(e.model.state().mdevs[V].adm, Mask::from_bits([5]));
+    let out = change(&e.root, &e.model, &e.lock, V, &delta, false).unwrap();
+    assert_eq!(out.writes.len(), 4, "{:?}", out.writes);
+    assert_eq!(out.writes[0], format!("{}=7", a(V, "unassign_adapter")));
+    assert!(e.model.state().mdevs[V].adm.is_empty());
+}
+
+#[test]
+fn live_change_on_a_newer_kernel_is_one_ap_config_write() {
+    let e = env();
+    e.model
+        .with_state(|s| s.mdevs.get_mut(U).unwrap().in_use = true);
+    let delta = MatrixChange {
+        domains: vec![Apqi(4)],
+        ..Default::default()
+    };
+    let out = change(&e.root, &e.model, &e.lock, U, &delta, false).unwrap();
+    assert!(out.live);
+    assert_eq!(
+        out.guest_matrix_before,
+        Some(vec![Apqn::new(5, 4), Apqn::new(5, 0xab)])
+    );
+    assert_eq!(out.guest_matrix_after, Some(vec![Apqn::new(5, 0xab)]));
+    let cfg = ApConfig {
+        apm: Mask::from_bits([5]),
+        aqm: Mask::from_bits([171]),
+        adm: Mask::from_bits([171]),
+    };
+    assert_eq!(
+        writes(&e.model),
+        vec![format!("{}={}", a(U, "ap_config"), cfg.to_sysfs())]
+    );
+    // U's definition still holds the old matrix
+    assert!(
+        out.warnings[0].contains("still holds the old matrix"),
+        "{:?}",
+        out.warnings
+    );
+}
+
+#[test]
+fn assign_refuses_conflicts_and_reserved_queues() {
+    let e = env();
+    create(&e.root, &e.model, &e.lock, &req(&[3], &[171], &[])).unwrap();
+    let n = e.model.writes().len();
+    let err = change(
+        &e.root,
+        &e.model,
+        &e.lock,
+        V,
+        &MatrixChange {
+            adapters: vec![Apid(5)],
+            ..Default::default()
+        },
+        true,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("APQN 05.00ab (5.171) already in use by mdev {U}")),
+        "{err}"
+    );
+    let err = change(
+        &e.root,
+        &e.model,
+        &e.lock,
+        V,
+        &MatrixChange {
+            domains: vec![Apqi(4)],
+            ..Default::default()
+        },
+        true,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("APQN 03.0004 (3.4) not allowed"),
+        "{err}"
+    );
+    assert_eq!(e.model.writes().len(), n);
+    let err = change(
+        &e.root,
+        &e.model,
+        &e.lock,
+        W,
+        &MatrixChange {
+            adapters: vec![Apid(1)],
+            ..Default::default()
+        },
+        true,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::MdevNotFound { .. }));
+    let err = change(
+        &e.root,
+        &e.model,
+        &e.lock,
+        V,
+        &MatrixChange::default(),
+        true,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("nothing to change"));
+}
+
+// --- remove ---
+
+#[test]
+fn remove_refuses_an_mdev_in_use_unless_forced() {
+    let e = env();
+    e.model
+        .with_state(|s| s.mdevs.get_mut(U).unwrap().in_use = true);
+    let err = remove(&e.root, &e.model, &e.lock, U, false, false).unwrap_err();
+    assert!(err.to_string().contains("in use by a running guest"));
+    assert!(err.hint().unwrap().contains("--force"));
+    // forced: the kernel itself refuses while the guest holds it
+    let err = kernel(remove(&e.root, &e.model, &e.lock, U, true, false).unwrap_err());
+    assert_eq!(err.errno, Some(libc::EBUSY));
+    assert!(
+        err.message
+            .contains(&format!("removing mdev {U} failed: a guest is using it")),
+        "{}",
+        err.message
+    );
+    e.model
+        .with_state(|s| s.mdevs.get_mut(U).unwrap().in_use = false);
+    let out = remove(&e.root, &e.model, &e.lock, U, false, true).unwrap();
+    assert_eq!(out.writes, vec![format!("{}=1", a(U, "remove"))]);
+    assert!(out.definition.is_some());
+    assert!(!e.tree.at(&format!("etc/mdevctl.d/matrix/{U}")).exists());
+    let err = remove(&e.root, &e.model, &e.lock, U, false, false).unwrap_err();
+    assert!(matches!(err, Error::MdevNotFound { .. }));
+}
+
+// --- masks ---
+
+#[test]
+fn masks_refuse_to_take_assigned_queues_back() {
+    let e = env();
+    let spec = MaskSpec::parse("+5").unwrap();
+    let err = apply_masks(&e.root, &e.model, &e.lock, Some(&spec), None).unwrap_err();
+    assert!(matches!(
+        err,
+        Error::Refused {
+            kind: "conflict",
+            ..
+        }
+    ));
+    assert!(
+        err.to_string()
+            .contains(&format!("APQN 05.0004 (5.4) of mdev {U}")),
+        "{err}"
+    );
+    assert!(e.model.writes().is_empty());
+    // the race: an mdev took 03.00ab after our scan
+    e.model.freeze_scan();
+    e.model.with_state(|s| {
+        s.mdevs.insert(
+            W.into(),
+            crate::model::ModelMdev {
+                apm: Mask::from_bits([3]),
+                aqm: Mask::from_bits([171]),
+                ..Default::default()
+            },
+        );
+    });
+    let spec = MaskSpec::parse("+171").unwrap();
+    let err = kernel(apply_masks(&e.root, &e.model, &e.lock, None, Some(&spec)).unwrap_err());
+    assert_eq!(err.errno, Some(libc::EBUSY));
+    assert!(
+        err.message
+            .contains(&format!("APQN 03.00ab (3.171) of mdev {W}")),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn masks_write_absolute_hex_and_roll_back_the_first_on_failure() {
+    let e = env();
+    let ap = MaskSpec::parse("-3").unwrap();
+    let aq = MaskSpec::parse("0-170,172-255").unwrap();
+    let preview = preview_masks(&e.model.scan(&e.root), Some(&ap), Some(&aq)).unwrap();
+    assert_eq!(preview.to_vfio, vec![Apqn::new(3, 4)]);
+    assert!(preview.to_host.is_empty());
+    e.model.fail_on("/aqmask", libc::EIO);
+    let err = kernel(
+        apply_masks(
+            &e.root,
+            &e.model,
+            &e.lock,
+            Some(&ap),
+            Some(&MaskSpec::parse("-4").unwrap()),
+        )
+        .unwrap_err(),
+    );
+    assert!(
+        err.message.contains("sys/bus/ap/apmask was set back"),
+        "{}",
+        err.message
+    );
+    let old_ap = format!("0x{}", "f".repeat(64)).replacen("0xff", "0xfb", 1);
+    let new_ap = format!("0x{}", "f".repeat(64)).replacen("0xff", "0xeb", 1);
+    assert_eq!(
+        writes(&e.model),
+        vec![
+            format!("sys/bus/ap/apmask={new_ap}"),
+            format!("sys/bus/ap/apmask={old_ap}"),
+        ]
+    );
+}
+
+// --- through real files: the exact bytes, in order ---
+
+fn kernel_made_mdev(tree: &HostTree, uuid: &str) {
+    // what the kernel creates after `create`: the attribute files (no mdev_type yet in the tree)
+    for f in [
+        "assign_adapter",
+        "assign_domain",
+        "assign_control_domain",
+        "unassign_adapter",
+        "unassign_domain",
+        "unassign_control_domain",
+        "remove",
+    ] {
+        tree.write(&format!("sys/devices/vfio_ap/matrix/{uuid}/{f}"), "");
+    }
+}
+
+#[test]
+fn real_files_get_the_exact_bytes_in_order() {
+    let e = env();
+    kernel_made_mdev(&e.tree, V);
+    // leave domain 16 to vfio_ap too
+    let aq = Mask::parse_sysfs(&e.tree.read("sys/bus/ap/aqmask")).unwrap();
+    let aq = aq.minus(&Mask::from_bits([16]));
+    e.tree.write("sys/bus/ap/aqmask", format!("{aq}\n"));
+    let w = Recording::new(HostWriter::new(&e.root));
+    create(&e.root, &w, &e.lock, &req(&[3], &[16, 171], &[171])).unwrap();
+    assert_eq!(
+        w.lines(),
+        vec![
+            format!("{TYPE_DIR}/create={V}"),
+            format!("{}=3", a(V, "assign_adapter")),
+            format!("{}=16", a(V, "assign_domain")),
+            format!("{}=171", a(V, "assign_domain")),
+            format!("{}=171", a(V, "assign_control_domain")),
+        ]
+    );
+    assert_eq!(e.tree.read(&format!("{TYPE_DIR}/create")), V);
+    assert_eq!(e.tree.read(&a(V, "assign_adapter")), "3");
+    // two writes to one attribute: the second overwrites from offset 0 (no truncate)
+    assert_eq!(e.tree.read(&a(V, "assign_domain")), "171");
+    assert_eq!(e.tree.read(&a(V, "assign_control_domain")), "171");
+    assert_eq!(e.tree.read(&a(V, "remove")), "");
+}
+
+#[test]
+fn real_files_roll_back_when_an_attribute_is_missing() {
+    let e = env();
+    kernel_made_mdev(&e.tree, V);
+    e.tree.remove(&a(V, "assign_domain"));
+    let w = Recording::new(HostWriter::new(&e.root));
+    let err = kernel(create(&e.root, &w, &e.lock, &req(&[3], &[171], &[])).unwrap_err());
+    assert_eq!(err.errno, Some(libc::ENOENT));
+    assert_eq!(
+        w.lines(),
+        vec![
+            format!("{TYPE_DIR}/create={V}"),
+            format!("{}=3", a(V, "assign_adapter")),
+            format!("{}=171 !{}", a(V, "assign_domain"), libc::ENOENT),
+            format!("{}=1", a(V, "remove")),
+        ]
+    );
+    assert_eq!(e.tree.read(&a(V, "remove")), "1");
+}
+
+#[test]
+fn real_file_masks_and_remove() {
+    let e = env();
+    let w = Recording::new(HostWriter::new(&e.root));
+    let spec = MaskSpec::parse("-3").unwrap();
+    let p = apply_masks(&e.root, &w, &e.lock, Some(&spec), None).unwrap();
+    let want = format!("0x{}", "f".repeat(64)).replacen("0xff", "0xeb", 1);
+    assert_eq!(p.writes, vec![format!("sys/bus/ap/apmask={want}")]);
+    assert_eq!(e.tree.read("sys/bus/ap/apmask"), format!("{want}\n"));
+    let out = remove(&e.root, &w, &e.lock, U, false, false).unwrap();
+    assert_eq!(out.writes, vec![format!("{}=1", a(U, "remove"))]);
+    assert_eq!(e.tree.read(&a(U, "remove")), "1");
+    // the example's definition stays
+    assert!(e.tree.at(&format!("etc/mdevctl.d/matrix/{U}")).exists());
+}
+
+#[test]
+fn show_reads_active_and_defined() {
+    let e = env();
+    let s = show(&e.root, U).unwrap();
+    assert!(s.active.is_some() && s.definition.is_some() && !s.in_use);
+    e.tree.write(
+        &format!("etc/mdevctl.d/matrix/{V}"),
+        r#"{"mdev_type":"vfio_ap-passthrough","start":"manual","attrs":[]}"#,
+    );
+    let s = show(&e.root, V).unwrap();
+    assert!(s.active.is_none() && s.definition.is_some());
+    assert!(matches!(show(&e.root, W), Err(Error::MdevNotFound { .. })));
+}
