@@ -376,17 +376,25 @@ impl Qmp {
         pred: impl FnMut(&Event) -> bool,
     ) -> Result<Event> {
         self.wait_event_until(Instant::now() + timeout, pred)
-            .map_err(|e| match e {
-                Error::Timeout { waiting_for, .. } => Error::Timeout {
-                    waiting_for,
-                    timeout,
-                },
-                e => e,
-            })
     }
 
     /// [`Qmp::wait_event`] with an absolute deadline.
     pub fn wait_event_until(
+        &mut self,
+        deadline: Instant,
+        pred: impl FnMut(&Event) -> bool,
+    ) -> Result<Event> {
+        let start = Instant::now();
+        self.wait_event_inner(deadline, pred).map_err(|e| match e {
+            Error::Timeout { waiting_for, .. } => Error::Timeout {
+                waiting_for,
+                timeout: deadline.saturating_duration_since(start),
+            },
+            e => e,
+        })
+    }
+
+    fn wait_event_inner(
         &mut self,
         deadline: Instant,
         mut pred: impl FnMut(&Event) -> bool,
