@@ -332,9 +332,9 @@ fn an_event_flood_does_not_stop_the_unplug() {
     let peer = ScriptedPeer::start(
         list_with_hostdev0(Script::qemu())
             .expect("device_del")
-            .step(Step::Flood(20_000, "VSERPORT_CHANGE".into()))
+            .step(Step::Flood(5_000, "VSERPORT_CHANGE".into()))
             .reply(json!({}))
-            .step(Step::Flood(20_000, "DEVICE_DELETED".into()))
+            .step(Step::Flood(5_000, "DEVICE_DELETED".into()))
             .event(
                 "DEVICE_DELETED",
                 json!({"device": "hostdev0", "path": "/machine/peripheral/hostdev0"}),
@@ -469,9 +469,10 @@ fn two_racing_unplugs_one_wins_the_other_reports_it_gone() {
         }],
         true,
     );
-    let bin = assert_cmd::cargo::cargo_bin("aplaunch");
     let spawn = || {
-        std::process::Command::new(&bin)
+        // CommandCargoExt honours the target runner (qemu-user for the s390x suite).
+        <std::process::Command as assert_cmd::cargo::CommandCargoExt>::cargo_bin("aplaunch")
+            .unwrap()
             .args([
                 "--json",
                 "qmp",
@@ -551,7 +552,7 @@ fn the_hotplug_example_script_runs_with_and_without_jq() {
             .arg(&script)
             .arg(fake.socket())
             .arg(UUID)
-            .env("APLAUNCH", assert_cmd::cargo::cargo_bin("aplaunch"))
+            .env("APLAUNCH", aplaunch_for_scripts(host.path()))
             .env("APLAUNCH_HOST_ROOT", host.path())
             .env("NO_JQ", no_jq)
             .output()
@@ -577,4 +578,26 @@ fn the_hotplug_example_script_runs_with_and_without_jq() {
         );
         assert!(fake.devices().is_empty());
     }
+}
+
+/// A path scripts can run as `aplaunch`: the binary itself, or, when the suite runs under a
+/// target runner (qemu-user for s390x), a wrapper script that starts it through the runner.
+fn aplaunch_for_scripts(dir: &Path) -> std::path::PathBuf {
+    let bin = assert_cmd::cargo::cargo_bin("aplaunch");
+    let runner = std::env::vars().find(|(k, v)| {
+        k.starts_with("CARGO_TARGET_") && k.ends_with("_RUNNER") && !v.trim().is_empty()
+    });
+    let Some((_, runner)) = runner else {
+        return bin;
+    };
+    let wrapper = dir.join("aplaunch-wrapper");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nexec {runner} '{}' \"$@\"\n", bin.display()),
+    )
+    .unwrap();
+    let mut perm = std::fs::metadata(&wrapper).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&wrapper, perm).unwrap();
+    wrapper
 }
