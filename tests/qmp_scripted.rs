@@ -601,3 +601,52 @@ fn aplaunch_for_scripts(dir: &Path) -> std::path::PathBuf {
     std::fs::set_permissions(&wrapper, perm).unwrap();
     wrapper
 }
+
+#[test]
+fn list_and_unplug_human_output() {
+    let peer = ScriptedPeer::start(
+        list_with_hostdev0(Script::qemu())
+            .expect("device_del")
+            .reply(json!({}))
+            .event(
+                "DEVICE_DELETED",
+                json!({"device": "hostdev0", "path": "/machine/peripheral/hostdev0"}),
+            ),
+    );
+    let host = HostTree::from_example("z16-se");
+    let out = Command::cargo_bin("aplaunch")
+        .unwrap()
+        .arg("--host-root")
+        .arg(host.path())
+        .args(["qmp", "unplug", "--id", "hostdev0", "--qmp"])
+        .arg(peer.socket())
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_eq!(
+        stdout,
+        "unplugged vfio-ap device 'hostdev0' (mdev 62177883-f1bb-47f0-914d-32a22e3a8804) (QEMU sent DEVICE_DELETED)\n"
+    );
+    peer.assert_followed();
+
+    let peer = ScriptedPeer::start(list_with_hostdev0(Script::qemu()));
+    let out = Command::cargo_bin("aplaunch")
+        .unwrap()
+        .arg("--host-root")
+        .arg(host.path())
+        .args(["qmp", "list", "--qmp"])
+        .arg(peer.socket())
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_eq!(
+        stdout,
+        "ID        SYSFSDEV                                                    MATRIX\n\
+         hostdev0  /sys/bus/mdev/devices/62177883-f1bb-47f0-914d-32a22e3a8804  05.0004 05.00ab\n"
+    );
+    peer.assert_followed();
+}
