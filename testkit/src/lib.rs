@@ -3,4 +3,5 @@
 pub mod ap;
 pub mod hosttree;
 pub mod image;
+pub mod qemu;
 pub mod qmp;

@@ -461,6 +461,33 @@ impl Qmp {
     }
 }
 
+/// The QEMU probe can ask through this client: QEMU's error replies stay replies, every
+/// other failure becomes an I/O error carrying this client's message.
+impl crate::probe::QmpExchange for Qmp {
+    fn execute(
+        &mut self,
+        command: &str,
+        arguments: Option<Value>,
+    ) -> std::io::Result<std::result::Result<Value, crate::probe::QmpErrorReply>> {
+        match Qmp::execute(self, command, arguments.unwrap_or(Value::Null)) {
+            Ok(v) => Ok(Ok(v)),
+            Err(Error::Command { class, desc, .. }) => {
+                Ok(Err(crate::probe::QmpErrorReply { class, desc }))
+            }
+            Err(e) => {
+                let kind = if e.is_timeout() {
+                    ErrorKind::TimedOut
+                } else if matches!(e, Error::Disconnected { .. }) {
+                    ErrorKind::UnexpectedEof
+                } else {
+                    ErrorKind::InvalidData
+                };
+                Err(std::io::Error::new(kind, e.to_string()))
+            }
+        }
+    }
+}
+
 /// Connects a unix stream socket, O_CLOEXEC, retrying while the listener's backlog is full,
 /// until `timeout`.
 fn connect_unix(path: &Path, timeout: Duration) -> Result<UnixStream> {
