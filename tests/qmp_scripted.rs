@@ -351,7 +351,7 @@ fn an_event_flood_does_not_stop_the_unplug() {
 #[test]
 fn a_reply_that_never_comes_times_out() {
     let peer = ScriptedPeer::start(Script::qemu().expect("qom-list"));
-    let (code, doc) = run_json(peer.socket(), &["list", "--timeout", "0.3"]);
+    let (code, doc) = run_json(peer.socket(), &["list", "--timeout", "1"]);
     assert_eq!(code, 3, "{doc}");
     assert_eq!(error_kind(&doc), "qmp-timeout");
     assert!(error_message(&doc).contains("reply to qom-list"), "{doc}");
@@ -371,7 +371,7 @@ fn a_device_deleted_that_never_comes_times_out() {
     );
     let (code, doc) = run_json(
         peer.socket(),
-        &["unplug", "--id", "hostdev0", "--timeout", "0.3"],
+        &["unplug", "--id", "hostdev0", "--timeout", "1"],
     );
     assert_eq!(code, 3, "{doc}");
     assert_eq!(error_kind(&doc), "unplug-timeout");
@@ -437,7 +437,7 @@ fn a_reply_with_an_unknown_id_is_reported() {
 #[test]
 fn no_greeting_times_out_with_a_hint() {
     let peer = ScriptedPeer::start(Script::new());
-    let (code, doc) = run_json(peer.socket(), &["list", "--timeout", "0.3"]);
+    let (code, doc) = run_json(peer.socket(), &["list", "--timeout", "1"]);
     assert_eq!(code, 3, "{doc}");
     assert_eq!(error_kind(&doc), "qmp-no-greeting");
     assert!(
