@@ -385,7 +385,13 @@ impl Qmp {
         pred: impl FnMut(&Event) -> bool,
     ) -> Result<Event> {
         let start = Instant::now();
-        self.wait_event_inner(deadline, pred).map_err(|e| match e {
+        let result = self.wait_event_inner(deadline, pred);
+        if let Err(e) = &result {
+            if !e.leaves_connection_usable() && self.broken.is_none() {
+                self.broken = Some(e.to_string());
+            }
+        }
+        result.map_err(|e| match e {
             Error::Timeout { waiting_for, .. } => Error::Timeout {
                 waiting_for,
                 timeout: deadline.saturating_duration_since(start),
