@@ -552,3 +552,73 @@ fn checks_report_an_unopenable_image_as_format_failure() {
     let p = write(&dir, "x.img", &broken(Defect::PldMismatch).bytes);
     assert_eq!(image::checks(&uv, &p, &off)[4].status, Status::Skip);
 }
+
+#[test]
+fn genprotimg_ipib_is_found_without_the_trailer_but_never_guessed() {
+    let spec = ImageSpec {
+        layout: testkit::image::Layout::Genprotimg,
+        ..ImageSpec::default()
+    };
+    let mut img = build(&spec);
+    let trailer = (testkit::image::STAGE3A_OFFSET + testkit::image::STAGE3A_LEN - 24) as usize;
+    img.bytes[trailer..trailer + 24].fill(0);
+    let se = SeImage::parse_bytes(&img.bytes, "no-trailer.img").unwrap();
+    assert_eq!(
+        se.ipib.as_ref().unwrap().offset,
+        0x13000,
+        "the page before the header"
+    );
+    // An IPIB there that describes another header is not taken.
+    img.put_u64(0x13000 + 0x78, 0x20000);
+    let se = SeImage::parse_bytes(&img.bytes, "other.img").unwrap();
+    assert!(se.ipib.is_none());
+    assert!(se.ipib_problem.unwrap().contains("no IPIB found"));
+}
+
+#[test]
+fn remaining_rules_each_have_their_finding() {
+    let codes = |img: &testkit::image::Image| -> Vec<(&'static str, image::Severity)> {
+        SeImage::parse_bytes(&img.bytes, "x.img")
+            .unwrap()
+            .findings
+            .iter()
+            .map(|f| (f.code, f.severity))
+            .collect()
+    };
+    let base = testkit::image::valid();
+    let h = base.at.header_offset;
+    let ipib = base.at.ipib_offset.unwrap();
+    // sea 144 (a multiple of 16 above 128): older genprotimg accepted it -> warn (+ sehs).
+    let mut img = base.clone();
+    img.put_u64(h + 0x28, 144);
+    let c = codes(&img);
+    assert!(c.contains(&("sea", image::Severity::Warn)), "{c:?}");
+    // IPIB length fields.
+    let mut img = base.clone();
+    img.put_u32(ipib, 0x99);
+    assert!(codes(&img).contains(&("ipib-length", image::Severity::Fail)));
+    // IPIB versions.
+    let mut img = base.clone();
+    img.bytes[(ipib + 0x6F) as usize] = 2;
+    assert!(codes(&img).contains(&("ipib-version", image::Severity::Fail)));
+    // No components at all.
+    let mut img = base.clone();
+    img.put_u32(ipib + 0x74, 0);
+    let c = codes(&img);
+    assert!(
+        c.contains(&("ipib-components", image::Severity::Fail)),
+        "{c:?}"
+    );
+    // Unknown metadata version -> warn.
+    let mut img = base.clone();
+    img.put_u32(0xC000 + 16, 2);
+    assert!(codes(&img).contains(&("metadata-version", image::Severity::Warn)));
+    // A component overlapping the IPIB.
+    let mut img = base.clone();
+    img.put_u64(ipib + 0x88 + 48 + 8, ipib & !0xFFF);
+    let c = codes(&img);
+    assert!(
+        c.iter().any(|(code, _)| *code == "component-overlap"),
+        "{c:?}"
+    );
+}

@@ -102,35 +102,65 @@ impl Progress for StderrProgress {
     }
 }
 
-/// Recomputes the digests over `components` of `file` with one reused buffer.
+/// Number of read buffers in flight: one being filled, one being hashed, one spare.
+pub const BUFFERS: usize = 3;
+
+/// Recomputes the digests over `components` of `file` in one streaming pass.
 ///
-/// The components must be page aligned and inside the file (the caller checks); a file
-/// that shrinks meanwhile gives an `UnexpectedEof` error.
+/// A reader thread fills a few reused buffers ([`BUFFERS`] x [`BUFFER_SIZE`]) while this
+/// thread hashes, so reading and hashing overlap; memory stays constant whatever the
+/// image size. The components must be page aligned and inside the file (the caller
+/// checks); a file that shrinks meanwhile gives an `UnexpectedEof` error.
 pub fn compute(
     file: &File,
     components: &[Component],
     progress: &mut dyn Progress,
 ) -> io::Result<Digests> {
+    use std::sync::mpsc::sync_channel;
     let total: u64 = components.iter().map(|c| c.len).sum();
     let mut pld = Sha512::new();
     let mut ald = Sha512::new();
     let mut tld = Sha512::new();
-    let mut buf = vec![0u8; BUFFER_SIZE];
     let pages_per_buf = BUFFER_SIZE / PAGE as usize;
     let mut addrs = Vec::with_capacity(pages_per_buf * 8);
     let mut tweaks = Vec::with_capacity(pages_per_buf * 16);
     let mut done = 0u64;
     let mut nep = 0u64;
-    let result = (|| -> io::Result<()> {
+    // Full buffers travel reader -> hasher, empty ones back.
+    let (full_tx, full_rx) = sync_channel::<io::Result<(Vec<u8>, usize)>>(BUFFERS);
+    let (free_tx, free_rx) = sync_channel::<Vec<u8>>(BUFFERS);
+    for _ in 0..BUFFERS {
+        free_tx
+            .send(vec![0u8; BUFFER_SIZE])
+            .expect("channel has room");
+    }
+    let result = std::thread::scope(|scope| -> io::Result<()> {
+        scope.spawn(move || {
+            for c in components {
+                let mut pos = 0u64;
+                while pos < c.len {
+                    let Ok(mut buf) = free_rx.recv() else { return };
+                    let want = usize::try_from(c.len - pos)
+                        .unwrap_or(usize::MAX)
+                        .min(BUFFER_SIZE);
+                    let read =
+                        read_exact_at(file, &mut buf[..want], c.addr + pos).map(|()| (buf, want));
+                    let failed = read.is_err();
+                    if full_tx.send(read).is_err() || failed {
+                        return;
+                    }
+                    pos += want as u64;
+                }
+            }
+        });
         for c in components {
             let mut pos = 0u64;
             while pos < c.len {
-                let want = usize::try_from(c.len - pos)
-                    .unwrap_or(usize::MAX)
-                    .min(BUFFER_SIZE);
-                let chunk = &mut buf[..want];
-                read_exact_at(file, chunk, c.addr + pos)?;
-                pld.update(&*chunk);
+                let (buf, want) = full_rx
+                    .recv()
+                    .map_err(|_| io::Error::other("the image reader stopped"))??;
+                pld.update(&buf[..want]);
+                let _ = free_tx.send(buf);
                 addrs.clear();
                 tweaks.clear();
                 for p in 0..(want as u64 / PAGE) {
@@ -148,7 +178,7 @@ pub fn compute(
             }
         }
         Ok(())
-    })();
+    });
     progress.finish();
     result?;
     Ok(Digests {

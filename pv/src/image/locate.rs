@@ -331,8 +331,8 @@ pub fn find_genprotimg_ipib<S: Source + ?Sized>(src: &S, hdr_off: u64, sehs: u32
             let h = be64(&region, pos);
             let s = be64(&region, pos + 8);
             let i = be64(&region, pos + 16);
-            if at.checked_add(h) == Some(hdr_off) && s == u64::from(sehs) {
-                if let Some(found) = at.checked_add(i).and_then(accept) {
+            if at.wrapping_add(h) == hdr_off && s == u64::from(sehs) {
+                if let Some(found) = accept(at.wrapping_add(i)) {
                     return Some(found);
                 }
             }
