@@ -239,23 +239,6 @@ pub trait QmpExchange {
     ) -> std::io::Result<Result<Value, QmpErrorReply>>;
 }
 
-/// The probe's questions go through the project's QMP client.
-impl QmpExchange for crate::qmp::Qmp {
-    fn execute(
-        &mut self,
-        command: &str,
-        arguments: Option<Value>,
-    ) -> std::io::Result<Result<Value, QmpErrorReply>> {
-        match crate::qmp::Qmp::execute(self, command, arguments.unwrap_or(Value::Null)) {
-            Ok(v) => Ok(Ok(v)),
-            Err(crate::qmp::Error::Command { class, desc, .. }) => {
-                Ok(Err(QmpErrorReply { class, desc }))
-            }
-            Err(e) => Err(std::io::Error::other(e.to_string())),
-        }
-    }
-}
-
 /// Asks a running QEMU everything the probe records (the greeting is already read).
 pub fn ask(
     qmp: &mut dyn QmpExchange,
