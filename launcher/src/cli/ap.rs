@@ -255,8 +255,8 @@ fn list(root: &HostRoot, out: &Output) -> Result<Exit, AppError> {
     if !scan.cards.is_empty() {
         let _ = writeln!(
             s,
-            "{:<5} {:<7} {:<7} {:<7} {}",
-            "CARD", "TYPE", "HWTYPE", "ONLINE", "DRIVER"
+            "{:<5} {:<7} {:<7} {:<7} DRIVER",
+            "CARD", "TYPE", "HWTYPE", "ONLINE"
         );
         for c in &scan.cards {
             let _ = writeln!(
@@ -272,11 +272,7 @@ fn list(root: &HostRoot, out: &Output) -> Result<Exit, AppError> {
         s.push('\n');
     }
     if !rows.is_empty() {
-        let _ = writeln!(
-            s,
-            "{:<8} {:<10} {:<11} {}",
-            "QUEUE", "DRIVER", "STATUS", "MDEV"
-        );
+        let _ = writeln!(s, "{:<8} {:<10} {:<11} MDEV", "QUEUE", "DRIVER", "STATUS");
         for r in &rows {
             let status = match (&r.queue.status, r.queue.online) {
                 (Some(st), _) => match st {
