@@ -41,7 +41,7 @@ pub fn module_loaded(root: &HostRoot) -> Check {
 /// The checks of one mdev: mdev-exists, mdev-type, mdev-matrix, mdev-queues,
 /// mdev-conflicts, mdev-masks, mdev-free, in that order.
 pub fn mdev_checks(root: &HostRoot, uuid: &str) -> Vec<Check> {
-    let scan = ApScan::read(root);
+    let scan = ApScan::read_for_checks(root);
     mdev_checks_with(root, &scan, uuid)
 }
 
@@ -53,7 +53,8 @@ fn list(apqns: &[Apqn]) -> String {
         .join(", ")
 }
 
-/// [`mdev_checks`] on a scan already made (for checking many mdevs).
+/// [`mdev_checks`] on a scan already made (for checking many mdevs); a full
+/// [`ApScan::read`] or an [`ApScan::read_for_checks`].
 pub fn mdev_checks_with(root: &HostRoot, scan: &ApScan, uuid: &str) -> Vec<Check> {
     let mut out = Vec::with_capacity(7);
     let skip_rest = |out: &mut Vec<Check>, why: &str| {

@@ -153,6 +153,44 @@ fn parse_queue_name(name: &str) -> Option<Apqn> {
     name.parse().ok()
 }
 
+/// Reads one queue: its driver, and `status` (vfio_ap) or `online` (zcrypt).
+fn read_queue(root: &HostRoot, apqn: Apqn, dir: &str) -> (Queue, Option<String>) {
+    let driver = root.link_name(format!("{dir}/driver")).ok().flatten();
+    let mut problem = None;
+    let (status, online) = if driver.as_deref() == Some("vfio_ap") {
+        let status = match root.read_attribute(format!("{dir}/status")) {
+            Ok(Some(t)) => Some(match host::sysfs::value(&t) {
+                "in use" => QueueStatus::InUse,
+                "assigned" => QueueStatus::Assigned,
+                "unassigned" => QueueStatus::Unassigned,
+                other => QueueStatus::Other(other.to_string()),
+            }),
+            Ok(None) => None,
+            Err(e) => {
+                problem = Some(e.to_string());
+                None
+            }
+        };
+        (status, None)
+    } else if driver.is_some() {
+        (
+            None,
+            flag(root.read_attribute(format!("{dir}/online")).ok().flatten()),
+        )
+    } else {
+        (None, None)
+    };
+    (
+        Queue {
+            apqn,
+            driver,
+            status,
+            online,
+        },
+        problem,
+    )
+}
+
 fn flag(text: Option<String>) -> Option<bool> {
     match text.as_deref().map(host::sysfs::value) {
         Some("1") => Some(true),
@@ -167,8 +205,24 @@ impl ApScan {
     pub fn read(root: &HostRoot) -> ApScan {
         let mut scan = ApScan::default();
         scan.read_bus(root);
-        scan.read_devices(root);
+        scan.read_devices(root, None);
         scan.read_matrix(root);
+        scan.read_definitions(root);
+        scan
+    }
+
+    /// The scan the checks need, cheaper on big hosts: everything but cards, and of the
+    /// queues only those in some active mdev's matrix (`queues` holds just those).
+    pub fn read_for_checks(root: &HostRoot) -> ApScan {
+        let mut scan = ApScan::default();
+        scan.read_bus(root);
+        scan.read_matrix(root);
+        let wanted: std::collections::BTreeSet<Apqn> = scan
+            .mdevs
+            .iter()
+            .flat_map(|m| m.matrix.iter().copied())
+            .collect();
+        scan.read_devices(root, Some(&wanted));
         scan.read_definitions(root);
         scan
     }
@@ -240,7 +294,13 @@ impl ApScan {
         self.bus = Some(bus);
     }
 
-    fn read_devices(&mut self, root: &HostRoot) {
+    /// Reads cards and queues; with `only`, no cards and only those queues.
+    ///
+    /// The bus's `devices` directory is listed once; attributes are read in the canonical
+    /// device directories `sys/devices/ap/cardXX/XX.YYYY` (the links' targets, which spares
+    /// the kernel a symlink walk per file), falling back to the links when a tree lacks them.
+    /// Big hosts are read by a few threads.
+    fn read_devices(&mut self, root: &HostRoot, only: Option<&std::collections::BTreeSet<Apqn>>) {
         let names = match root.read_dir(AP_DEVICES) {
             Ok(n) => n,
             Err(e) if e.is_not_found() => return,
@@ -249,62 +309,95 @@ impl ApScan {
                 return;
             }
         };
-        for name in names {
-            if let Some(apid) = parse_card_name(&name) {
-                let dir = format!("{AP_DEVICES}/{name}");
-                let card = Card {
-                    apid,
-                    card_type: root
-                        .read_optional(format!("{dir}/type"))
-                        .ok()
-                        .flatten()
-                        .map(|t| host::sysfs::value(&t).to_string()),
-                    hwtype: host::sysfs::read_dec_optional(root, format!("{dir}/hwtype"))
-                        .unwrap_or_else(|e| {
-                            self.problems.push(e.to_string());
-                            None
-                        }),
-                    online: flag(root.read_optional(format!("{dir}/online")).ok().flatten()),
-                    config: flag(root.read_optional(format!("{dir}/config")).ok().flatten()),
-                    driver: root.link_name(format!("{dir}/driver")).ok().flatten(),
-                };
-                self.cards.push(card);
-            } else if let Some(apqn) = parse_queue_name(&name) {
-                let dir = format!("{AP_DEVICES}/{name}");
-                let driver = root.link_name(format!("{dir}/driver")).ok().flatten();
-                let (status, online) = if driver.as_deref() == Some("vfio_ap") {
-                    let status = match root.read_optional(format!("{dir}/status")) {
-                        Ok(Some(t)) => Some(match host::sysfs::value(&t) {
-                            "in use" => QueueStatus::InUse,
-                            "assigned" => QueueStatus::Assigned,
-                            "unassigned" => QueueStatus::Unassigned,
-                            other => QueueStatus::Other(other.to_string()),
-                        }),
-                        Ok(None) => None,
-                        Err(e) => {
-                            self.problem(e);
-                            None
-                        }
-                    };
-                    (status, None)
-                } else if driver.is_some() {
-                    (
-                        None,
-                        flag(root.read_optional(format!("{dir}/online")).ok().flatten()),
-                    )
+        let mut card_dirs: BTreeMap<Apid, String> = BTreeMap::new();
+        let mut queue_names: Vec<(Apqn, String)> = Vec::new();
+        for name in &names {
+            if let Some(apid) = parse_card_name(name) {
+                let canonical = format!("sys/devices/ap/{name}");
+                let dir = if root.is_dir(&canonical) {
+                    canonical
                 } else {
-                    (None, None)
+                    format!("{AP_DEVICES}/{name}")
                 };
-                self.queues.push(Queue {
-                    apqn,
-                    driver,
-                    status,
-                    online,
-                });
+                card_dirs.insert(apid, dir);
+            } else if let Some(apqn) = parse_queue_name(name) {
+                if only.is_some_and(|set| !set.contains(&apqn)) {
+                    continue;
+                }
+                queue_names.push((apqn, name.clone()));
             }
+        }
+        if only.is_none() {
+            for (apid, dir) in &card_dirs {
+                let card = self.read_card(root, *apid, dir);
+                self.cards.push(card);
+            }
+        }
+        let dir_of = |apqn: Apqn, name: &str| match card_dirs.get(&apqn.apid) {
+            Some(card) if card.starts_with("sys/devices/") => format!("{card}/{name}"),
+            _ => format!("{AP_DEVICES}/{name}"),
+        };
+        let jobs: Vec<(Apqn, String)> = queue_names
+            .iter()
+            .map(|(q, n)| (*q, dir_of(*q, n)))
+            .collect();
+        let threads = if jobs.len() < 256 {
+            1
+        } else {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .min(4)
+        };
+        let results: Vec<(Queue, Option<String>)> = if threads <= 1 {
+            jobs.iter().map(|(q, d)| read_queue(root, *q, d)).collect()
+        } else {
+            let chunk = jobs.len().div_ceil(threads);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = jobs
+                    .chunks(chunk)
+                    .map(|part| {
+                        s.spawn(move || {
+                            part.iter()
+                                .map(|(q, d)| read_queue(root, *q, d))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect()
+            })
+        };
+        for (queue, problem) in results {
+            if let Some(p) = problem {
+                self.problems.push(p);
+            }
+            self.queues.push(queue);
         }
         self.cards.sort_by_key(|c| c.apid);
         self.queues.sort_by_key(|q| q.apqn);
+    }
+
+    fn read_card(&mut self, root: &HostRoot, apid: Apid, dir: &str) -> Card {
+        Card {
+            apid,
+            card_type: root
+                .read_optional(format!("{dir}/type"))
+                .ok()
+                .flatten()
+                .map(|t| host::sysfs::value(&t).to_string()),
+            hwtype: host::sysfs::read_dec_optional(root, format!("{dir}/hwtype")).unwrap_or_else(
+                |e| {
+                    self.problems.push(e.to_string());
+                    None
+                },
+            ),
+            online: flag(root.read_attribute(format!("{dir}/online")).ok().flatten()),
+            config: flag(root.read_attribute(format!("{dir}/config")).ok().flatten()),
+            driver: root.link_name(format!("{dir}/driver")).ok().flatten(),
+        }
     }
 
     fn read_matrix(&mut self, root: &HostRoot) {
@@ -510,6 +603,21 @@ mod tests {
         assert!(owners[&Apqn::new(5, 4)][0].active && owners[&Apqn::new(5, 4)][0].autostart);
         assert!(!scan.in_use(&scan.mdevs[0]));
         assert_eq!(scan.all_domains(), vec![Apqi(4), Apqi(171)]);
+    }
+
+    #[test]
+    fn the_check_scan_reads_only_mdev_queues() {
+        let tree = HostTree::from_example("z16-se");
+        let root = HostRoot::open(tree.path()).unwrap();
+        let full = ApScan::read(&root);
+        let part = ApScan::read_for_checks(&root);
+        assert!(part.cards.is_empty());
+        let apqns: Vec<Apqn> = part.queues.iter().map(|q| q.apqn).collect();
+        assert_eq!(apqns, vec![Apqn::new(5, 4), Apqn::new(5, 0xab)]);
+        assert_eq!(part.queue(Apqn::new(5, 4)), full.queue(Apqn::new(5, 4)));
+        assert_eq!(part.mdevs, full.mdevs);
+        assert_eq!(part.definitions, full.definitions);
+        assert_eq!(part.bus, full.bus);
     }
 
     #[test]

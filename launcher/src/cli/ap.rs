@@ -498,7 +498,7 @@ struct MdevReport {
 }
 
 fn check(root: &HostRoot, uuid: Option<String>, out: &Output) -> Result<Exit, AppError> {
-    let scan = ApScan::read(root);
+    let scan = ApScan::read_for_checks(root);
     let module = vfio::checks::module_loaded(root);
     if let Some(uuid) = uuid {
         let mut report = Report::new();
