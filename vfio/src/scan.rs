@@ -492,10 +492,15 @@ impl ApScan {
     /// counts once, as the active mdev.
     pub fn owners(&self) -> BTreeMap<Apqn, Vec<Owner>> {
         let mut map: BTreeMap<Apqn, Vec<Owner>> = BTreeMap::new();
+        let starts: BTreeMap<&str, Start> = self
+            .definitions
+            .iter()
+            .map(|d| (d.uuid.as_str(), d.start))
+            .collect();
+        let active: std::collections::BTreeSet<&str> =
+            self.mdevs.iter().map(|m| m.uuid.as_str()).collect();
         for m in &self.mdevs {
-            let autostart = self
-                .definition(&m.uuid)
-                .is_some_and(|d| d.start == Start::Auto);
+            let autostart = starts.get(m.uuid.as_str()) == Some(&Start::Auto);
             for q in &m.matrix {
                 map.entry(*q).or_default().push(Owner {
                     uuid: m.uuid.clone(),
@@ -505,7 +510,7 @@ impl ApScan {
             }
         }
         for d in &self.definitions {
-            if self.mdev(&d.uuid).is_some() {
+            if active.contains(d.uuid.as_str()) {
                 continue;
             }
             for q in d.apqns() {

@@ -516,23 +516,14 @@ fn check(root: &HostRoot, uuid: Option<String>, out: &Output) -> Result<Exit, Ap
         }
         return Ok(if report.ok { Exit::Ok } else { Exit::Negative });
     }
-    let mut uuids: Vec<String> = scan.mdevs.iter().map(|m| m.uuid.clone()).collect();
-    for d in &scan.definitions {
-        if !uuids.contains(&d.uuid) {
-            uuids.push(d.uuid.clone());
-        }
-    }
     let mut head = Report::new();
     head.push(module);
-    let reports: Vec<MdevReport> = uuids
-        .iter()
-        .map(|u| {
-            let mut r = Report::new();
-            r.extend(vfio::checks::mdev_checks_with(root, &scan, u));
-            MdevReport {
-                uuid: u.clone(),
-                report: r,
-            }
+    let reports: Vec<MdevReport> = vfio::checks::all_mdev_checks(root, &scan)
+        .into_iter()
+        .map(|(uuid, checks)| {
+            let mut report = Report::new();
+            report.extend(checks);
+            MdevReport { uuid, report }
         })
         .collect();
     let ok = head.ok && reports.iter().all(|r| r.report.ok);
