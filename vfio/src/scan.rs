@@ -5,7 +5,7 @@ use crate::ap::{Apid, Apqi, Apqn};
 use crate::mask::Mask;
 use crate::mdev::{MdevInfo, MATRIX_DIR, TYPE_DIR};
 use crate::mdevctl::{Definition, Start, DEFINITIONS_DIR};
-use host::HostRoot;
+use host::{HostDir, HostRoot};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -154,11 +154,11 @@ fn parse_queue_name(name: &str) -> Option<Apqn> {
 }
 
 /// Reads one queue: its driver, and `status` (vfio_ap) or `online` (zcrypt).
-fn read_queue(root: &HostRoot, apqn: Apqn, dir: &str) -> (Queue, Option<String>) {
-    let driver = root.link_name(format!("{dir}/driver")).ok().flatten();
+fn read_queue(dir: &HostDir, apqn: Apqn, name: &str) -> (Queue, Option<String>) {
+    let driver = dir.link_name(&format!("{name}/driver")).ok().flatten();
     let mut problem = None;
     let (status, online) = if driver.as_deref() == Some("vfio_ap") {
-        let status = match root.read_attribute(format!("{dir}/status")) {
+        let status = match dir.read_attribute(&format!("{name}/status")) {
             Ok(Some(t)) => Some(match host::sysfs::value(&t) {
                 "in use" => QueueStatus::InUse,
                 "assigned" => QueueStatus::Assigned,
@@ -175,7 +175,7 @@ fn read_queue(root: &HostRoot, apqn: Apqn, dir: &str) -> (Queue, Option<String>)
     } else if driver.is_some() {
         (
             None,
-            flag(root.read_attribute(format!("{dir}/online")).ok().flatten()),
+            flag(dir.read_attribute(&format!("{name}/online")).ok().flatten()),
         )
     } else {
         (None, None)
@@ -333,13 +333,25 @@ impl ApScan {
                 self.cards.push(card);
             }
         }
-        let dir_of = |apqn: Apqn, name: &str| match card_dirs.get(&apqn.apid) {
-            Some(card) if card.starts_with("sys/devices/") => format!("{card}/{name}"),
-            _ => format!("{AP_DEVICES}/{name}"),
+        // one open directory per card (canonical), the bus's devices directory otherwise
+        let bus_dir = match root.open_dir(AP_DEVICES) {
+            Ok(d) => d,
+            Err(e) => {
+                self.problem(e);
+                return;
+            }
         };
-        let jobs: Vec<(Apqn, String)> = queue_names
+        let mut dirs: BTreeMap<Apid, HostDir> = BTreeMap::new();
+        for (apid, dir) in &card_dirs {
+            if dir.starts_with("sys/devices/") {
+                if let Ok(d) = root.open_dir(dir) {
+                    dirs.insert(*apid, d);
+                }
+            }
+        }
+        let jobs: Vec<(Apqn, &HostDir, &str)> = queue_names
             .iter()
-            .map(|(q, n)| (*q, dir_of(*q, n)))
+            .map(|(q, n)| (*q, dirs.get(&q.apid).unwrap_or(&bus_dir), n.as_str()))
             .collect();
         let threads = if jobs.len() < 256 {
             1
@@ -350,7 +362,7 @@ impl ApScan {
                 .min(4)
         };
         let results: Vec<(Queue, Option<String>)> = if threads <= 1 {
-            jobs.iter().map(|(q, d)| read_queue(root, *q, d)).collect()
+            jobs.iter().map(|(q, d, n)| read_queue(d, *q, n)).collect()
         } else {
             let chunk = jobs.len().div_ceil(threads);
             std::thread::scope(|s| {
@@ -359,7 +371,7 @@ impl ApScan {
                     .map(|part| {
                         s.spawn(move || {
                             part.iter()
-                                .map(|(q, d)| read_queue(root, *q, d))
+                                .map(|(q, d, n)| read_queue(d, *q, n))
                                 .collect::<Vec<_>>()
                         })
                     })
