@@ -253,11 +253,7 @@ fn list(root: &HostRoot, out: &Output) -> Result<Exit, AppError> {
         s.push_str("no AP bus on this host (/sys/bus/ap is missing)\n");
     }
     if !scan.cards.is_empty() {
-        let _ = writeln!(
-            s,
-            "{:<5} {:<7} {:<7} {:<7} {}",
-            "CARD", "TYPE", "HWTYPE", "ONLINE", "DRIVER"
-        );
+        s.push_str("CARD  TYPE    HWTYPE  ONLINE  DRIVER\n");
         for c in &scan.cards {
             let _ = writeln!(
                 s,
@@ -272,11 +268,7 @@ fn list(root: &HostRoot, out: &Output) -> Result<Exit, AppError> {
         s.push('\n');
     }
     if !rows.is_empty() {
-        let _ = writeln!(
-            s,
-            "{:<8} {:<10} {:<11} {}",
-            "QUEUE", "DRIVER", "STATUS", "MDEV"
-        );
+        s.push_str("QUEUE    DRIVER     STATUS      MDEV\n");
         for r in &rows {
             let status = match (&r.queue.status, r.queue.online) {
                 (Some(st), _) => match st {
