@@ -1,7 +1,12 @@
-//! `aplaunch check`: one report composed of every crate's checks, in a fixed order.
+//! `aplaunch check` and the checks of a launch: one report composed of every crate's
+//! checks, in a fixed order (host, mdev, image, QEMU).
 
-use host::{HostRoot, Report};
-use std::path::PathBuf;
+use crate::builder::HostFacts;
+use crate::probe::{self, ProbeError, Probed};
+use crate::qemu_checks::{self, Needs};
+use crate::spec::VmSpec;
+use host::{Check, HostRoot, Report};
+use std::path::{Path, PathBuf};
 
 /// What the user plans to run, which decides which checks apply.
 #[derive(Debug, Clone, Default)]
@@ -10,10 +15,12 @@ pub struct CheckRequest {
     pub mdev: Option<String>,
     /// The Secure Execution image (`--pv-image`).
     pub pv_image: Option<PathBuf>,
-    /// The QEMU binary (`--qemu`).
+    /// The QEMU binary (`--qemu`); an empty path means "discover it".
     pub qemu: Option<PathBuf>,
     /// Planned vCPUs (`--smp`).
     pub smp: Option<u64>,
+    /// Do not read or write the probe cache (`--no-cache`).
+    pub no_cache: bool,
 }
 
 /// Runs every applicable check against the host under `root`.
@@ -29,5 +36,93 @@ pub fn host_report(root: &HostRoot, request: &CheckRequest) -> Report {
     if let Some(uuid) = &request.mdev {
         report.extend(vfio::checks::mdev_checks(root, uuid));
     }
+    if let Some(image) = &request.pv_image {
+        report.extend(image_checks(&uv, image, request.no_cache));
+    }
+    if let Some(qemu) = &request.qemu {
+        let explicit = (!qemu.as_os_str().is_empty()).then_some(qemu.as_path());
+        let outcome = probe_qemu(root, explicit, request.no_cache);
+        let needs = Needs {
+            pv: true,
+            crypto: request.mdev.is_some(),
+        };
+        report.extend(qemu_checks::checks(&outcome, needs));
+    }
     report
+}
+
+/// Discovers and probes QEMU (through the cache unless `no_cache`).
+pub fn probe_qemu(
+    root: &HostRoot,
+    explicit: Option<&Path>,
+    no_cache: bool,
+) -> Result<Probed, ProbeError> {
+    let binary = probe::discover(explicit)?;
+    let cache = if no_cache {
+        None
+    } else {
+        host::cache::Cache::open_default()
+    };
+    probe::probe_cached(&binary, probe::kvm_usable(root), cache.as_ref())
+}
+
+/// The checks of a launch: host (PV readiness for secure guests, vfio_ap with an mdev),
+/// the mdev, the SE image and QEMU, in that order.
+pub fn launch_report(
+    root: &HostRoot,
+    uv: &pv::UvInfo,
+    spec: &VmSpec,
+    probe: &Result<Probed, ProbeError>,
+    no_cache: bool,
+) -> Report {
+    let mut report = Report::new();
+    if spec.is_pv() {
+        let options = pv::readiness::Options {
+            smp: Some(u64::from(spec.smp)),
+            crypto: spec.mdev.is_some(),
+        };
+        report.extend(pv::readiness::checks(root, uv, &options));
+    }
+    if let Some(uuid) = &spec.mdev {
+        report.push(vfio::checks::module_loaded(root));
+        report.extend(vfio::checks::mdev_checks(
+            root,
+            &uuid.hyphenated().to_string(),
+        ));
+    }
+    if let Some(image) = spec.pv_image() {
+        report.extend(image_checks(uv, image, no_cache));
+    }
+    let needs = Needs {
+        pv: spec.is_pv(),
+        crypto: spec.mdev.is_some(),
+    };
+    report.extend(qemu_checks::checks(probe, needs));
+    report
+}
+
+fn image_checks(uv: &pv::UvInfo, image: &Path, no_cache: bool) -> Vec<Check> {
+    let options = pv::image::VerifyOptions {
+        use_cache: !no_cache,
+        ..pv::image::VerifyOptions::default()
+    };
+    pv::image::checks(uv, image, &options)
+}
+
+/// Reads what the builder needs from the host: UV AP features, the mdev's vfio cdev and
+/// whether `/dev/iommu` exists.
+pub fn host_facts(root: &HostRoot, uv: &pv::UvInfo, spec: &VmSpec) -> HostFacts {
+    let vfio_cdev = spec.mdev.and_then(|uuid| {
+        let dir = format!("sys/bus/mdev/devices/{}/vfio-dev", uuid.hyphenated());
+        root.read_dir(&dir)
+            .ok()?
+            .into_iter()
+            .find(|n| n.starts_with("vfio"))
+    });
+    HostFacts {
+        uv_ap: uv.feature(pv::uv::FEATURE_AP),
+        uv_ap_intr: uv.feature(pv::uv::FEATURE_AP_INTR),
+        vfio_cdev,
+        iommufd: spec.mdev.is_some() && root.exists("dev/iommu"),
+    }
 }

@@ -1,7 +1,15 @@
 //! The launcher side of aplaunch: composes the `pv` and `vfio` crates into readiness
 //! reports, and holds the command-line interface.
 
+pub mod builder;
 pub mod checks;
 pub mod cli;
+pub mod exec;
 pub mod explain;
+pub mod hotplug;
+pub mod launch;
+pub mod probe;
+pub mod qemu_checks;
+pub mod qmp;
 pub mod snapshot;
+pub mod spec;

@@ -50,13 +50,18 @@ pub enum Error {
 
 /// Performs every read aplaunch's commands do on a host.
 fn read_everything(root: &HostRoot) {
-    let request = CheckRequest {
-        mdev: None,
-        pv_image: None,
-        qemu: None,
-        smp: None,
-    };
+    let request = CheckRequest::default();
     let _ = host_report(root, &request);
+    // Every mdev, as `check --mdev` and a launch read it.
+    if let Ok(uuids) = root.read_dir("sys/bus/mdev/devices") {
+        for uuid in uuids {
+            let request = CheckRequest {
+                mdev: Some(uuid),
+                ..CheckRequest::default()
+            };
+            let _ = host_report(root, &request);
+        }
+    }
     // Files that only explain a verdict in some states, and the whole ultravisor tree,
     // which bug reports want complete.
     let _ = root.read("proc/cmdline");

@@ -9,6 +9,7 @@ pub mod cmdline;
 pub mod cpuinfo;
 pub mod error;
 pub mod hostkey;
+pub mod image;
 pub mod kvm;
 pub mod readiness;
 pub mod uv;

@@ -2,3 +2,6 @@
 
 pub mod ap;
 pub mod hosttree;
+pub mod image;
+pub mod qemu;
+pub mod qmp;

@@ -15,9 +15,12 @@ pub struct CheckArgs {
     /// Also check this Secure Execution image
     #[arg(long, value_name = "IMG")]
     pub pv_image: Option<PathBuf>,
-    /// Also check this QEMU binary
-    #[arg(long, value_name = "PATH")]
+    /// Also probe and check QEMU: this binary, or without PATH qemu-system-s390x on PATH
+    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "")]
     pub qemu: Option<PathBuf>,
+    /// Probe QEMU again instead of using the cached result
+    #[arg(long)]
+    pub no_cache: bool,
     /// Planned number of vCPUs (checked against the ultravisor's limit)
     #[arg(long, value_name = "N")]
     pub smp: Option<u64>,
@@ -31,6 +34,7 @@ pub fn run(global: &GlobalArgs, args: CheckArgs, out: &Output) -> Result<Exit, A
         pv_image: args.pv_image,
         qemu: args.qemu,
         smp: args.smp,
+        no_cache: args.no_cache,
     };
     let report = host_report(&root, &request);
     if out.json {

@@ -5,7 +5,10 @@ mod check;
 mod docs;
 mod explain;
 mod host_cmd;
+pub mod image;
+pub mod launch;
 pub mod output;
+mod qmp;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use output::{AppError, Exit, Output};
@@ -42,11 +45,20 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check, build the QEMU command line and exec it (the default command:
+    /// `aplaunch --mdev UUID --pv-image IMG` means `aplaunch launch --mdev UUID --pv-image IMG`)
+    Launch(Box<launch::LaunchArgs>),
     /// Check this host's readiness for Secure Execution guests with crypto passthrough
     Check(check::CheckArgs),
+    /// Secure Execution boot images: inspect, verify offline against this host
+    #[command(subcommand)]
+    Image(image::ImageCommand),
     /// AP crypto: cards, queues, masks, the vfio_ap matrix and its mdevs
     #[command(subcommand)]
     Ap(ap::ApCommand),
+    /// Hot plug, unplug and list the crypto device of a running guest through QMP
+    #[command(subcommand)]
+    Qmp(qmp::QmpCommand),
     /// Host-level tools (snapshot)
     #[command(subcommand)]
     Host(host_cmd::HostCommand),
@@ -138,9 +150,12 @@ pub fn host_root(global: &GlobalArgs) -> Result<host::HostRoot, AppError> {
 
 fn run(cli: Cli, out: &Output) -> Result<Exit, AppError> {
     match cli.command {
+        Command::Launch(args) => launch::run(&cli.global, *args, out),
         Command::Check(args) => check::run(&cli.global, args, out),
-        Command::Host(cmd) => host_cmd::run(&cli.global, cmd, out),
+        Command::Image(cmd) => image::run(&cli.global, cmd, out),
         Command::Ap(cmd) => ap::run(&cli.global, cmd, out),
+        Command::Qmp(cmd) => qmp::run(&cli.global, cmd, out),
+        Command::Host(cmd) => host_cmd::run(&cli.global, cmd, out),
         Command::Explain(args) => explain::run(args, out),
         Command::Man(args) => docs::man(args, out),
         Command::Completions(args) => docs::completions(args),

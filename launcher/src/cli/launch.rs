@@ -1,0 +1,266 @@
+//! `aplaunch launch` (also `aplaunch --mdev UUID --pv-image IMG ...`): check everything,
+//! build the QEMU command line and exec it.
+
+use super::output::{AppError, Exit, Output};
+use super::GlobalArgs;
+use crate::builder::{self, FdSource};
+use crate::launch::{self, default_qmp_dir, LaunchError, LaunchOptions, Planned};
+use crate::spec::{self, Accel, ConsoleKind, Origins, SpecError, SpecInput, VfioBackend, VmSpec};
+use clap::Args;
+use host::HostRoot;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// Arguments of `aplaunch launch`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LaunchArgs {
+    /// The crypto mdev to pass through (UUID)
+    #[arg(long, value_name = "UUID")]
+    pub mdev: Option<String>,
+    /// The Secure Execution image to boot
+    #[arg(long, value_name = "IMG")]
+    pub pv_image: Option<PathBuf>,
+    /// Read the VM spec from a TOML file (flags override its keys)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The QEMU binary (default: qemu-system-s390x on PATH, else /usr/libexec/qemu-kvm)
+    #[arg(long, value_name = "PATH")]
+    pub qemu: Option<PathBuf>,
+    /// Guest name (default: aplaunch-<first 8 hex digits of the mdev>)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Guest memory: 4G, 4096M or a number of MiB (default 2G)
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// vCPUs (default 1; at most the ultravisor's max_cpus for a secure guest)
+    #[arg(long, value_name = "N")]
+    pub smp: Option<u64>,
+    /// A virtio-blk disk: PATH[,format=raw|qcow2][,readonly=on][,cache=MODE] (,, for a comma in PATH; repeatable)
+    #[arg(long, value_name = "PATH[,OPTS]")]
+    pub disk: Vec<String>,
+    /// A virtio-net NIC: user[,mac=M] or tap,ifname=IF[,mac=M] (repeatable)
+    #[arg(long, value_name = "SPEC")]
+    pub net: Vec<String>,
+    /// The guest console on QEMU's stdio (default sclp)
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub console: Option<ConsoleKind>,
+    /// Add a virtio-rng device fed from the host's /dev/urandom
+    #[arg(long)]
+    pub rng: bool,
+    /// The QMP socket QEMU listens on (default: /run/aplaunch/NAME.qmp for root, else the user's runtime dir)
+    #[arg(long, value_name = "PATH")]
+    pub qmp: Option<PathBuf>,
+    /// A plain guest without Secure Execution (boot --kernel or the first --disk)
+    #[arg(long)]
+    pub no_pv: bool,
+    /// Kernel of a plain guest (--no-pv)
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+    /// Initrd of a plain guest (--no-pv)
+    #[arg(long, value_name = "PATH")]
+    pub initrd: Option<PathBuf>,
+    /// Kernel command line of a plain guest (--no-pv)
+    #[arg(long, value_name = "CMDLINE")]
+    pub append: Option<String>,
+    /// Accelerator (tcg only for testing plain guests)
+    #[arg(long, value_enum)]
+    pub accel: Option<Accel>,
+    /// How QEMU reaches the mdev (auto: iommufd with QEMU 9.0+ and a vfio cdev, else group)
+    #[arg(long, value_enum, value_name = "BACKEND")]
+    pub vfio_backend: Option<VfioBackend>,
+    /// Back a plain guest's memory with huge pages (/dev/hugepages; refused for secure guests)
+    #[arg(long)]
+    pub hugepages: bool,
+    /// Set iommu_platform=on on the virtio devices of a plain guest (always on for secure guests)
+    #[arg(long)]
+    pub iommu_platform: bool,
+    /// Print the QEMU command line (a JSON array with --json) and run nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Go ahead despite failed checks (they are reported as warnings)
+    #[arg(long)]
+    pub force: bool,
+    /// Probe QEMU again instead of using the cached result
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Extra QEMU arguments, appended verbatim
+    #[arg(last = true, value_name = "QEMU ARGS")]
+    pub extra: Vec<OsString>,
+}
+
+impl LaunchArgs {
+    /// The VM inputs the flags set.
+    pub fn spec_input(&self) -> Result<SpecInput, SpecError> {
+        let disks = self
+            .disk
+            .iter()
+            .map(|d| spec::parse_disk_flag(d))
+            .collect::<Result<Vec<_>, _>>()?;
+        let nets = self
+            .net
+            .iter()
+            .map(|n| spec::parse_net_flag(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SpecInput {
+            name: self.name.clone(),
+            memory: self.memory.clone(),
+            smp: self.smp,
+            accel: self.accel,
+            pv_image: self.pv_image.clone(),
+            no_pv: self.no_pv.then_some(true),
+            kernel: self.kernel.clone(),
+            initrd: self.initrd.clone(),
+            append: self.append.clone(),
+            mdev: self.mdev.clone(),
+            vfio_backend: self.vfio_backend,
+            disks: (!disks.is_empty()).then_some(disks),
+            nets: (!nets.is_empty()).then_some(nets),
+            console: self.console,
+            rng: self.rng.then_some(true),
+            hugepages: self.hugepages.then_some(true),
+            iommu_platform: self.iommu_platform.then_some(true),
+            qmp: self.qmp.clone(),
+            qemu: self.qemu.clone(),
+            extra_args: (!self.extra.is_empty()).then(|| self.extra.clone()),
+        })
+    }
+
+    /// Merges the config file (if any) and the flags and validates the result.
+    pub fn spec(&self) -> Result<VmSpec, SpecError> {
+        let flags = self.spec_input()?;
+        let (config_input, config_name) = match &self.config {
+            Some(path) => (spec::load_config(path)?, Some(path.display().to_string())),
+            None => (SpecInput::default(), None),
+        };
+        let merged = config_input.clone().overridden_by(flags.clone());
+        let origins = Origins {
+            config: config_name,
+            from_config: config_input,
+            from_flags: flags,
+        };
+        spec::validate(merged, &origins, &default_qmp_dir())
+    }
+}
+
+fn spec_error(e: SpecError) -> AppError {
+    let mut err = AppError::usage(e.to_string());
+    err.kind = "invalid-spec".into();
+    match e.hint {
+        Some(h) => err.with_hint(h),
+        None => err,
+    }
+}
+
+/// Validates the flags (and config) into a spec and plans the launch.
+fn prepare(root: &HostRoot, args: &LaunchArgs) -> Result<Planned, AppError> {
+    let spec = args.spec().map_err(spec_error)?;
+    let options = LaunchOptions {
+        force: args.force,
+        no_cache: args.no_cache,
+    };
+    Ok(launch::plan(root, spec, &options))
+}
+
+fn refusal(planned: &Planned) -> Option<AppError> {
+    if !planned.refused {
+        return None;
+    }
+    let failed: Vec<&str> = planned.report.failures().map(|c| c.id.as_str()).collect();
+    Some(
+        AppError::refused(
+            "checks-failed",
+            format!(
+                "not launching: {} check(s) failed: {}",
+                failed.len(),
+                failed.join(", ")
+            ),
+        )
+        .with_hint("fix what the failed checks say, or add --force to launch anyway"),
+    )
+}
+
+/// Runs `aplaunch launch`.
+pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, AppError> {
+    let root = super::host_root(global)?;
+    let planned = prepare(&root, &args)?;
+    let refusal = refusal(&planned);
+    let Planned {
+        spec, report, plan, ..
+    } = planned;
+    if args.dry_run {
+        let argv: Vec<String> = plan
+            .argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        if out.json {
+            match &refusal {
+                None => out.json_document(&argv),
+                Some(err) => out.json_document(&serde_json::json!({
+                    "ok": false,
+                    "error": err,
+                    "checks": report.checks,
+                    "argv": argv,
+                })),
+            }
+            return Ok(refusal.map_or(Exit::Ok, |e| e.exit));
+        }
+        out.human(&report.render(out.colour));
+        out.human("\n");
+        if !plan.fds.is_empty() {
+            let fds: Vec<String> = plan
+                .fds
+                .iter()
+                .map(|f| format!("{} = {}", f.target, describe_fd(&f.source)))
+                .collect();
+            out.human(&format!("# descriptors passed: {}\n", fds.join(", ")));
+        }
+        if refusal.is_some() {
+            out.human("# not run: the checks above failed\n");
+        }
+        println!("{}", builder::shell_line(&plan.argv));
+        return match refusal {
+            Some(err) => Err(err),
+            None => Ok(Exit::Ok),
+        };
+    }
+    if let Some(err) = refusal {
+        if out.json {
+            out.json_document(&serde_json::json!({
+                "ok": false,
+                "error": err,
+                "checks": report.checks,
+            }));
+            return Ok(err.exit);
+        }
+        out.human(&report.render(out.colour));
+        out.human("\n");
+        return Err(err);
+    }
+    if !out.json && !out.quiet {
+        eprint!("{}", report.render(out.colour_stderr));
+    }
+    let err = launch::exec(&root, &spec, &plan);
+    let hint = match &err {
+        LaunchError::QmpInUse { .. } => "give this guest another --name or --qmp PATH",
+        LaunchError::QmpDir { .. } => "choose a writable place with --qmp PATH",
+        LaunchError::Open { .. } => {
+            "run as a user who may open the VFIO devices (root, or the kvm/vfio group)"
+        }
+        LaunchError::Exec(_) => "check that the QEMU binary runs (see `aplaunch check --qemu`)",
+    };
+    let app = match &err {
+        LaunchError::QmpInUse { .. } => AppError::refused("qmp-in-use", err.to_string()),
+        LaunchError::Exec(_) => AppError::failed("exec", err.to_string()),
+        _ => AppError::failed("io", err.to_string()),
+    };
+    Err(app.with_hint(hint))
+}
+
+fn describe_fd(source: &FdSource) -> String {
+    match source {
+        FdSource::Iommufd => "/dev/iommu".into(),
+        FdSource::VfioCdev(name) => format!("/dev/vfio/devices/{name}"),
+    }
+}

@@ -1,0 +1,208 @@
+//! Launching a guest as a library: check everything, build the command line, exec QEMU.
+//!
+//! [`plan`] runs every check (host, mdev, image, QEMU) and builds the command line;
+//! [`exec`] opens the passed descriptors, prepares the QMP socket's directory and replaces
+//! the process with QEMU. Orchestrators that run QEMU themselves use [`plan`] and the argv.
+
+use crate::builder::{self, FdSource, LaunchPlan};
+use crate::checks::{host_facts, launch_report, probe_qemu};
+use crate::probe::{self, ProbeError, Probed};
+use crate::spec::{VfioBackend, VmSpec};
+use host::{Check, HostRoot, Report};
+use std::os::fd::{OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+/// How to plan a launch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LaunchOptions {
+    /// Go ahead despite failed checks (they become warnings).
+    pub force: bool,
+    /// Probe QEMU again instead of using the cache.
+    pub no_cache: bool,
+}
+
+/// A planned launch: the checks and the command line.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The spec.
+    pub spec: VmSpec,
+    /// The checks (failures demoted to warnings under `force`).
+    pub report: Report,
+    /// The command line, built even when the checks failed.
+    pub plan: LaunchPlan,
+    /// True when a check failed and `force` was not given: do not run it.
+    pub refused: bool,
+}
+
+/// Why a launch did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// Another QEMU listens on the QMP socket.
+    #[error("{path} is the QMP socket of a running QEMU")]
+    QmpInUse {
+        /// The socket.
+        path: PathBuf,
+    },
+    /// The QMP socket's directory could not be created.
+    #[error("cannot create {path}: {source}")]
+    QmpDir {
+        /// The directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A descriptor to pass could not be opened.
+    #[error("cannot open {path}: {source}")]
+    Open {
+        /// The host path.
+        path: String,
+        /// The error.
+        source: nix::Error,
+    },
+    /// exec failed.
+    #[error(transparent)]
+    Exec(#[from] crate::exec::ExecError),
+}
+
+/// Where QMP sockets go by default: `/run/aplaunch` for root, else
+/// `$XDG_RUNTIME_DIR/aplaunch`, else `/tmp/aplaunch-UID`.
+pub fn default_qmp_dir() -> PathBuf {
+    let uid = nix::unistd::geteuid();
+    if uid.is_root() {
+        return PathBuf::from("/run/aplaunch");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d).join("aplaunch"),
+        None => PathBuf::from(format!("/tmp/aplaunch-{uid}")),
+    }
+}
+
+/// Runs every check for `spec` on the host under `root` (probing QEMU through the cache)
+/// and builds the command line.
+pub fn plan(root: &HostRoot, spec: VmSpec, options: &LaunchOptions) -> Planned {
+    let uv = pv::UvInfo::read(root);
+    let probed: Result<Probed, ProbeError> =
+        probe_qemu(root, spec.qemu.as_deref(), options.no_cache);
+    let mut report = launch_report(root, &uv, &spec, &probed, options.no_cache);
+    let caps = probed.as_ref().ok().map(|p| &p.caps);
+    let facts = host_facts(root, &uv, &spec);
+    let binary = match &probed {
+        Ok(p) => p.caps.binary.clone(),
+        Err(_) => spec
+            .qemu
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(probe::QEMU_NAME)),
+    };
+    let plan = builder::build(&spec, &binary, caps, &facts);
+    if spec.mdev.is_some() && spec.vfio_backend == VfioBackend::Iommufd {
+        report.push(iommufd_check(caps, &facts));
+    }
+    let mut refused = false;
+    if !report.ok {
+        if options.force {
+            report = report.forced();
+        } else {
+            refused = true;
+        }
+    }
+    Planned {
+        spec,
+        report,
+        plan,
+        refused,
+    }
+}
+
+/// `vfio-iommufd`: an explicit `--vfio-backend iommufd` needs QEMU, kernel and mdev support.
+fn iommufd_check(caps: Option<&probe::QemuCaps>, facts: &builder::HostFacts) -> Check {
+    const ID: &str = "vfio-iommufd";
+    let mut missing = Vec::new();
+    if !caps.is_some_and(|c| c.version.at_least(9, 0) && c.vfio_ap_iommufd()) {
+        missing.push("QEMU 9.0+ with vfio-ap fd passing");
+    }
+    if !facts.iommufd {
+        missing.push("/dev/iommu");
+    }
+    if facts.vfio_cdev.is_none() {
+        missing.push("a vfio cdev for the mdev (/sys/bus/mdev/devices/UUID/vfio-dev)");
+    }
+    if missing.is_empty() {
+        Check::pass(ID, "iommufd backend: QEMU takes the iommufd and the mdev's vfio cdev as passed descriptors")
+    } else {
+        Check::fail(
+            ID,
+            format!("--vfio-backend iommufd needs {}", missing.join(", ")),
+            "use --vfio-backend group (or auto), or a kernel with CONFIG_IOMMUFD and CONFIG_VFIO_DEVICE_CDEV and QEMU 9.0+",
+        )
+    }
+}
+
+/// Opens the descriptors the plan passes, prepares the QMP socket and replaces this
+/// process with QEMU. Returns only on failure.
+pub fn exec(root: &HostRoot, spec: &VmSpec, plan: &LaunchPlan) -> LaunchError {
+    if let Err(e) = prepare_qmp_socket(&spec.qmp) {
+        return e;
+    }
+    let fds = match open_passed_fds(root, plan) {
+        Ok(fds) => fds,
+        Err(e) => return e,
+    };
+    tracing::info!(command = %builder::shell_line(&plan.argv), "exec");
+    LaunchError::Exec(crate::exec::exec(&plan.binary, &plan.argv, fds))
+}
+
+/// Creates the QMP socket's directory (mode 0700) and refuses a socket another process
+/// is listening on.
+fn prepare_qmp_socket(path: &Path) -> Result<(), LaunchError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|source| LaunchError::QmpDir {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+        }
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(LaunchError::QmpInUse {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// The host path a passed descriptor is opened from.
+pub fn fd_host_path(source: &FdSource) -> String {
+    match source {
+        FdSource::Iommufd => "dev/iommu".to_string(),
+        FdSource::VfioCdev(name) => format!("dev/vfio/devices/{name}"),
+    }
+}
+
+/// Opens the descriptors the plan passes (O_CLOEXEC until exec moves them into place).
+fn open_passed_fds(
+    root: &HostRoot,
+    plan: &LaunchPlan,
+) -> Result<Vec<(OwnedFd, RawFd)>, LaunchError> {
+    use nix::fcntl::{open, OFlag};
+    let mut fds = Vec::new();
+    for passed in &plan.fds {
+        let host_path = fd_host_path(&passed.source);
+        root.record(&host_path, host::Access::Node);
+        let fd = open(
+            &root.path(&host_path),
+            OFlag::O_RDWR | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|source| LaunchError::Open {
+            path: format!("/{host_path}"),
+            source,
+        })?;
+        fds.push((fd, passed.target));
+    }
+    Ok(fds)
+}

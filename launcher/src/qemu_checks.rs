@@ -1,0 +1,272 @@
+//! The QEMU checks of `aplaunch check --qemu` and of every launch: `qemu-binary`, `qemu-pv`,
+//! `qemu-vfio-ap`, `cpu-unpack`, `cpu-ap`, `cpu-appv`.
+
+use crate::probe::{ProbeError, Probed};
+use host::Check;
+
+/// What the guest will need from QEMU, which decides which checks run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// A Secure Execution guest (qemu-pv, cpu-unpack).
+    pub pv: bool,
+    /// A vfio-ap crypto device (qemu-vfio-ap, cpu-ap; with `pv` also cpu-appv).
+    pub crypto: bool,
+}
+
+const UPGRADE_HINT: &str =
+    "install a newer QEMU built for s390x with KVM (qemu-system-s390x, or qemu-kvm on RHEL), or name one with --qemu";
+
+/// The QEMU checks in their fixed order.
+pub fn checks(outcome: &Result<Probed, ProbeError>, needs: Needs) -> Vec<Check> {
+    let probed = match outcome {
+        Ok(p) => p,
+        Err(e) => {
+            let hint = match e {
+                ProbeError::NotFound => "install qemu-system-s390x (Debian/Ubuntu: qemu-system-s390x or qemu-system-misc; RHEL: qemu-kvm), or name it with --qemu",
+                ProbeError::NotExecutable { .. } => "name an executable QEMU binary with --qemu",
+                _ => "run the binary by hand with -machine none -nodefaults -display none -qmp stdio to see why it does not start",
+            };
+            let mut out = vec![Check::fail("qemu-binary", e.to_string(), hint)];
+            let why = "not probed: the QEMU binary is not usable";
+            if needs.pv {
+                out.push(Check::skip("qemu-pv", why));
+            }
+            if needs.crypto {
+                out.push(Check::skip("qemu-vfio-ap", why));
+            }
+            if needs.pv {
+                out.push(Check::skip("cpu-unpack", why));
+            }
+            if needs.crypto {
+                out.push(Check::skip("cpu-ap", why));
+            }
+            if needs.pv && needs.crypto {
+                out.push(Check::skip("cpu-appv", why));
+            }
+            return out;
+        }
+    };
+    let caps = &probed.caps;
+    let mut out = Vec::new();
+    let package = if caps.package.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", caps.package)
+    };
+    out.push(Check::pass(
+        "qemu-binary",
+        format!(
+            "{}: QEMU {}{package}, probed under {}{}",
+            caps.binary.display(),
+            caps.version,
+            caps.accel,
+            if probed.cached { " (cached)" } else { "" }
+        ),
+    ));
+    let v = caps.version;
+    if needs.pv {
+        out.push(if !v.at_least(6, 0) {
+            Check::fail(
+                "qemu-pv",
+                format!("QEMU {v} is older than 6.0 and has no s390-pv-guest object for Secure Execution"),
+                UPGRADE_HINT,
+            )
+        } else if !caps.has_type("s390-pv-guest") {
+            Check::fail(
+                "qemu-pv",
+                format!("{} (QEMU {v}) has no s390-pv-guest object: it was not built with KVM for s390x", caps.binary.display()),
+                UPGRADE_HINT,
+            )
+        } else {
+            Check::pass("qemu-pv", format!("QEMU {v} has the s390-pv-guest object"))
+        });
+    }
+    if needs.crypto {
+        out.push(if !caps.has_property("vfio-ap", "sysfsdev") {
+            Check::fail(
+                "qemu-vfio-ap",
+                format!("{} (QEMU {v}) has no vfio-ap device", caps.binary.display()),
+                "install a QEMU built with VFIO for s390x (CONFIG_VFIO_AP)",
+            )
+        } else if caps.vfio_ap_iommufd() {
+            Check::pass(
+                "qemu-vfio-ap",
+                format!("QEMU {v} has vfio-ap with the group and iommufd backends (fd passing)"),
+            )
+        } else {
+            Check::pass(
+                "qemu-vfio-ap",
+                format!("QEMU {v} has vfio-ap (VFIO group backend; iommufd needs QEMU 9.0+)"),
+            )
+        });
+    }
+    let unknown = || {
+        caps.cpu_unknown
+            .clone()
+            .unwrap_or_else(|| "KVM is not available to ask for the host CPU model".into())
+    };
+    if needs.pv {
+        out.push(match caps.cpu_feature("unpack") {
+            None => Check::skip("cpu-unpack", unknown()),
+            Some(true) => Check::pass("cpu-unpack", "the host CPU model has unpack (protected virtualization)"),
+            Some(false) => Check::fail(
+                "cpu-unpack",
+                "the host CPU model lacks unpack: KVM offers no protected virtualization here",
+                "boot the host with prot_virt=1 on a machine with Secure Execution (z15 or newer) and a kernel with KVM PV support",
+            ),
+        });
+    }
+    if needs.crypto {
+        let features = ["ap", "apqci", "apft", "apqi"];
+        out.push(match caps.cpu.as_ref() {
+            None => Check::skip("cpu-ap", unknown()),
+            Some(_) => {
+                let missing: Vec<&str> = features
+                    .iter()
+                    .copied()
+                    .filter(|f| caps.cpu_feature(f) != Some(true))
+                    .collect();
+                if missing.is_empty() {
+                    Check::pass("cpu-ap", "the host CPU model has ap, apqci, apft and apqi")
+                } else {
+                    Check::fail(
+                        "cpu-ap",
+                        format!("the host CPU model lacks {}: a vfio-ap device needs the AP instructions", missing.join(", ")),
+                        "load vfio_ap and use a kernel whose KVM offers AP to guests (CONFIG_VFIO_AP)",
+                    )
+                }
+            }
+        });
+    }
+    if needs.pv && needs.crypto {
+        out.push(if !v.at_least(8, 2) {
+            Check::fail(
+                "cpu-appv",
+                format!("QEMU {v} has no appv CPU feature (QEMU 8.2+): a secure guest cannot use the crypto device"),
+                UPGRADE_HINT,
+            )
+        } else {
+            match caps.cpu_feature("appv") {
+                None => Check::skip("cpu-appv", unknown()),
+                Some(true) => Check::pass(
+                    "cpu-appv",
+                    if caps.cpu_feature("appvi") == Some(true) {
+                        "the host CPU model has appv and appvi (AP for secure guests, with interrupts)"
+                    } else {
+                        "the host CPU model has appv (AP for secure guests; no appvi: polling only)"
+                    },
+                ),
+                Some(false) => Check::fail(
+                    "cpu-appv",
+                    "the host CPU model lacks appv: the ultravisor or kernel offers no AP to secure guests",
+                    "update the machine's firmware (z16 or newer with the AP-for-secure-guests feature) and use a kernel 6.6+ host",
+                ),
+            }
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{QemuCaps, QemuVersion};
+    use host::Status;
+
+    fn statuses(checks: &[Check]) -> Vec<(&str, Status)> {
+        checks.iter().map(|c| (c.id.as_str(), c.status)).collect()
+    }
+
+    fn probed(caps: QemuCaps) -> Result<Probed, ProbeError> {
+        Ok(Probed {
+            caps,
+            cached: false,
+        })
+    }
+
+    const ALL: Needs = Needs {
+        pv: true,
+        crypto: true,
+    };
+
+    #[test]
+    fn a_modern_kvm_qemu_passes_everything() {
+        let c = checks(&probed(QemuCaps::assumed(QemuVersion::new(9, 1, 0))), ALL);
+        assert!(c.iter().all(|c| c.status == Status::Pass), "{c:?}");
+        assert_eq!(
+            c.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+            [
+                "qemu-binary",
+                "qemu-pv",
+                "qemu-vfio-ap",
+                "cpu-unpack",
+                "cpu-ap",
+                "cpu-appv"
+            ]
+        );
+    }
+
+    #[test]
+    fn old_versions_fail_pv_and_appv() {
+        let c = checks(&probed(QemuCaps::assumed(QemuVersion::new(5, 2, 0))), ALL);
+        assert_eq!(c[1].status, Status::Fail);
+        assert_eq!(c[5].status, Status::Fail);
+        let c = checks(&probed(QemuCaps::assumed(QemuVersion::new(8, 1, 0))), ALL);
+        assert_eq!(c[1].status, Status::Pass);
+        assert_eq!(c[5].status, Status::Fail);
+        assert!(c[5].message.contains("8.2"));
+    }
+
+    #[test]
+    fn tcg_probes_skip_cpu_checks_with_the_reason() {
+        let mut caps = QemuCaps::assumed(QemuVersion::new(9, 1, 0));
+        caps.cpu = None;
+        caps.cpu_unknown = Some("KVM is not available (tcg)".into());
+        let c = checks(&probed(caps), ALL);
+        assert_eq!(
+            statuses(&c)[3..],
+            [
+                ("cpu-unpack", Status::Skip),
+                ("cpu-ap", Status::Skip),
+                ("cpu-appv", Status::Skip)
+            ]
+        );
+        assert!(c[3].message.contains("tcg"));
+    }
+
+    #[test]
+    fn missing_features_fail_naming_them() {
+        let mut caps = QemuCaps::assumed(QemuVersion::new(9, 1, 0));
+        let cpu = caps.cpu.as_mut().unwrap();
+        cpu.insert("apft".into(), false);
+        cpu.insert("unpack".into(), false);
+        cpu.insert("appv".into(), false);
+        caps.types.remove("s390-pv-guest");
+        let c = checks(&probed(caps), ALL);
+        for id in ["qemu-pv", "cpu-unpack", "cpu-ap", "cpu-appv"] {
+            let check = c.iter().find(|c| c.id == id).unwrap();
+            assert_eq!(check.status, Status::Fail, "{id}");
+            assert!(check.hint.is_some());
+        }
+        assert!(c[4].message.contains("apft"));
+    }
+
+    #[test]
+    fn a_missing_binary_fails_and_skips_the_rest() {
+        let c = checks(
+            &Err(ProbeError::NotFound),
+            Needs {
+                pv: false,
+                crypto: true,
+            },
+        );
+        assert_eq!(
+            statuses(&c),
+            [
+                ("qemu-binary", Status::Fail),
+                ("qemu-vfio-ap", Status::Skip),
+                ("cpu-ap", Status::Skip)
+            ]
+        );
+    }
+}

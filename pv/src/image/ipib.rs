@@ -1,0 +1,325 @@
+//! The IPL parameter block of a Secure Execution image (list-directed IPL, type PV).
+//!
+//! It lists the encrypted components (tweak prefix, guest address, length) and where the
+//! SE header is; integrity verification walks exactly these components.
+
+use super::finding::Finding;
+use serde::Serialize;
+
+/// Size of the IPIB up to the first component.
+pub const FIXED_SIZE: usize = 0x88;
+/// Size of one component entry.
+pub const COMPONENT_SIZE: usize = 24;
+/// The parameter block type of a PV IPIB.
+pub const PBT_PV: u8 = 5;
+/// Page size of encrypted components.
+pub const PAGE: u64 = 0x1000;
+
+/// One encrypted component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Component {
+    /// First 8 bytes of every page's XTS tweak (component id u16 + 6 random bytes).
+    #[serde(serialize_with = "super::hex::serialize")]
+    pub tweak_prefix: [u8; 8],
+    /// Guest address (= file offset) of the first page.
+    pub addr: u64,
+    /// Length in bytes (whole pages).
+    pub len: u64,
+}
+
+impl Component {
+    /// The component id (first two bytes of the tweak prefix).
+    pub fn id(&self) -> u16 {
+        u16::from_be_bytes([self.tweak_prefix[0], self.tweak_prefix[1]])
+    }
+
+    /// End address, or `None` if it overflows.
+    pub fn end(&self) -> Option<u64> {
+        self.addr.checked_add(self.len)
+    }
+}
+
+/// A parsed IPIB.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ipib {
+    /// File offset of the IPIB.
+    pub offset: u64,
+    /// IPIB header length field.
+    pub len: u32,
+    /// IPIB header version (1).
+    pub hdr_version: u8,
+    /// PV block length field.
+    pub pv_len: u32,
+    /// Parameter block type (5 = PV).
+    pub pbt: u8,
+    /// PV block version (1).
+    pub pv_version: u8,
+    /// Number of components.
+    pub num_comp: u32,
+    /// Address of the SE header.
+    pub pv_hdr_addr: u64,
+    /// Size of the SE header.
+    pub pv_hdr_size: u64,
+    /// The components, in IPIB order.
+    pub components: Vec<Component>,
+}
+
+fn be32(b: &[u8], off: usize) -> u32 {
+    u32::from_be_bytes(b[off..off + 4].try_into().expect("4 bytes"))
+}
+
+fn be64(b: &[u8], off: usize) -> u64 {
+    u64::from_be_bytes(b[off..off + 8].try_into().expect("8 bytes"))
+}
+
+/// The number of components the fixed part declares and the IPIB's full size for it
+/// (`None` when `fixed` is shorter than [`FIXED_SIZE`]).
+pub fn declared_size(fixed: &[u8]) -> Option<(u32, u64)> {
+    if fixed.len() < FIXED_SIZE {
+        return None;
+    }
+    let n = be32(fixed, 0x74);
+    Some((n, FIXED_SIZE as u64 + u64::from(n) * COMPONENT_SIZE as u64))
+}
+
+impl Ipib {
+    /// Parses an IPIB found at file offset `offset`; `bytes` must hold its whole declared
+    /// size (see [`declared_size`]); returns `None` when it does not.
+    pub fn parse(bytes: &[u8], offset: u64) -> Option<Ipib> {
+        let (n, size) = declared_size(bytes)?;
+        if (bytes.len() as u64) < size {
+            return None;
+        }
+        let components = (0..n as usize)
+            .map(|i| {
+                let o = FIXED_SIZE + i * COMPONENT_SIZE;
+                Component {
+                    tweak_prefix: bytes[o..o + 8].try_into().expect("8 bytes"),
+                    addr: be64(bytes, o + 8),
+                    len: be64(bytes, o + 16),
+                }
+            })
+            .collect();
+        Some(Ipib {
+            offset,
+            len: be32(bytes, 0),
+            hdr_version: bytes[7],
+            pv_len: be32(bytes, 8),
+            pbt: bytes[0xC],
+            pv_version: bytes[0x6F],
+            num_comp: n,
+            pv_hdr_addr: be64(bytes, 0x78),
+            pv_hdr_size: be64(bytes, 0x80),
+            components,
+        })
+    }
+
+    /// Whether this looks like a PV IPIB describing the header at `hdr_off` of `sehs`
+    /// bytes (used to recognise the IPIB of older genprotimg images, never to guess).
+    pub fn describes(&self, hdr_off: u64, sehs: u32) -> bool {
+        self.pbt == PBT_PV && self.pv_hdr_addr == hdr_off && self.pv_hdr_size == u64::from(sehs)
+    }
+
+    /// Total encrypted pages, or `None` on overflow.
+    pub fn pages(&self) -> Option<u64> {
+        self.components
+            .iter()
+            .try_fold(0u64, |acc, c| acc.checked_add(c.len / PAGE))
+    }
+
+    /// The structural findings against the header and the file.
+    pub fn findings(&self, hdr_off: u64, sehs: u32, nep: u64, file_size: u64) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let fixable = "the image is corrupt or was changed after it was built; rebuild it with genprotimg/pvimg";
+        let size = FIXED_SIZE as u64 + u64::from(self.num_comp) * COMPONENT_SIZE as u64;
+        if u64::from(self.len) != size || u64::from(self.pv_len) + 8 != size {
+            out.push(Finding::fail(
+                "ipib-length",
+                format!(
+                    "IPIB at {:#x}: lengths {} / {} do not match {} components ({size} / {} bytes)",
+                    self.offset,
+                    self.len,
+                    self.pv_len,
+                    self.num_comp,
+                    size - 8
+                ),
+                fixable,
+            ));
+        }
+        if self.pbt != PBT_PV {
+            out.push(Finding::fail(
+                "ipib-pbt",
+                format!(
+                    "IPIB at {:#x}: parameter block type {} is not 5 (PV)",
+                    self.offset, self.pbt
+                ),
+                fixable,
+            ));
+        }
+        if self.hdr_version != 1 || self.pv_version != 1 {
+            out.push(Finding::fail(
+                "ipib-version",
+                format!(
+                    "IPIB at {:#x}: versions {} / {} are not 1",
+                    self.offset, self.hdr_version, self.pv_version
+                ),
+                fixable,
+            ));
+        }
+        if self.pv_hdr_addr != hdr_off {
+            out.push(Finding::fail(
+                "ipib-hdr-addr",
+                format!(
+                    "IPIB pv_hdr_addr {:#x} is not the SE header's offset {hdr_off:#x}",
+                    self.pv_hdr_addr
+                ),
+                fixable,
+            ));
+        }
+        if self.pv_hdr_size != u64::from(sehs) {
+            out.push(Finding::fail(
+                "ipib-hdr-size",
+                format!(
+                    "IPIB pv_hdr_size {} is not the SE header's size sehs {sehs}",
+                    self.pv_hdr_size
+                ),
+                fixable,
+            ));
+        }
+        if self.components.is_empty() {
+            out.push(Finding::fail(
+                "ipib-components",
+                "the IPIB lists no component",
+                fixable,
+            ));
+        }
+        let hdr_end = hdr_off.saturating_add(u64::from(sehs));
+        let ipib_end = self.offset.saturating_add(size);
+        for (i, c) in self.components.iter().enumerate() {
+            let name = format!("component {i} (id {}, {:#x}+{:#x})", c.id(), c.addr, c.len);
+            if c.addr % PAGE != 0 || c.len % PAGE != 0 {
+                out.push(Finding::fail(
+                    "component-alignment",
+                    format!(
+                        "{name} is not page aligned (address and length must be multiples of 4096)"
+                    ),
+                    fixable,
+                ));
+            }
+            match c.end() {
+                Some(end) if end <= file_size => {}
+                end => out.push(Finding::fail(
+                    "component-truncated",
+                    format!(
+                        "{name} ends at {} beyond the end of the file ({file_size} bytes): the image is truncated in a component",
+                        end.map_or_else(|| "more than 2^64".to_string(), |e| format!("{e:#x}"))
+                    ),
+                    "copy the image again completely (compare its size with the original)",
+                )),
+            }
+            let end = c.end().unwrap_or(u64::MAX);
+            if c.len > 0 && c.addr < hdr_end && hdr_off < end {
+                out.push(Finding::fail(
+                    "component-overlap",
+                    format!("{name} overlaps the SE header at {hdr_off:#x}+{sehs:#x}"),
+                    fixable,
+                ));
+            }
+            if c.len > 0 && c.addr < ipib_end && self.offset < end {
+                out.push(Finding::fail(
+                    "component-overlap",
+                    format!("{name} overlaps the IPIB at {:#x}", self.offset),
+                    fixable,
+                ));
+            }
+            for (j, d) in self.components.iter().enumerate().skip(i + 1) {
+                let d_end = d.end().unwrap_or(u64::MAX);
+                if c.len > 0 && d.len > 0 && c.addr < d_end && d.addr < end {
+                    out.push(Finding::fail(
+                        "component-overlap",
+                        format!("{name} overlaps component {j} ({:#x}+{:#x})", d.addr, d.len),
+                        fixable,
+                    ));
+                }
+            }
+        }
+        match self.pages() {
+            Some(p) if p == nep => {}
+            p => out.push(Finding::fail(
+                "nep",
+                format!(
+                    "the IPIB's components hold {} pages, the header's nep says {nep}",
+                    p.map_or_else(|| "more than 2^64".to_string(), |p| p.to_string())
+                ),
+                "the image is corrupt; the ultravisor rejects it with RC 0x102 RRC 0x1d; rebuild it",
+            )),
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ipib(comps: &[(u64, u64)], hdr: (u64, u64)) -> Vec<u8> {
+        let size = FIXED_SIZE + comps.len() * COMPONENT_SIZE;
+        let mut b = vec![0u8; size];
+        b[0..4].copy_from_slice(&(size as u32).to_be_bytes());
+        b[7] = 1;
+        b[8..12].copy_from_slice(&(size as u32 - 8).to_be_bytes());
+        b[0xC] = PBT_PV;
+        b[0x6F] = 1;
+        b[0x74..0x78].copy_from_slice(&(comps.len() as u32).to_be_bytes());
+        b[0x78..0x80].copy_from_slice(&hdr.0.to_be_bytes());
+        b[0x80..0x88].copy_from_slice(&hdr.1.to_be_bytes());
+        for (i, (a, l)) in comps.iter().enumerate() {
+            let o = FIXED_SIZE + i * COMPONENT_SIZE;
+            b[o..o + 2].copy_from_slice(&(i as u16).to_be_bytes());
+            b[o + 8..o + 16].copy_from_slice(&a.to_be_bytes());
+            b[o + 16..o + 24].copy_from_slice(&l.to_be_bytes());
+        }
+        b
+    }
+
+    fn codes(f: &[Finding]) -> Vec<&'static str> {
+        f.iter().map(|f| f.code).collect()
+    }
+
+    #[test]
+    fn a_good_ipib_has_no_findings() {
+        let b = ipib(&[(0x15000, 0x2000), (0x17000, 0x1000)], (0x14000, 0x280));
+        let i = Ipib::parse(&b, 0x18000).unwrap();
+        assert_eq!(i.components[1].id(), 1);
+        assert!(i.describes(0x14000, 0x280));
+        assert_eq!(i.findings(0x14000, 0x280, 3, 0x19000), vec![]);
+    }
+
+    #[test]
+    fn each_rule_has_its_finding() {
+        let b = ipib(
+            &[
+                (0x14000, 0x2000),
+                (0x15000, 0x1001),
+                (u64::MAX - 10, 0x1000),
+            ],
+            (0x13000, 0x200),
+        );
+        let i = Ipib::parse(&b, 0x18000).unwrap();
+        let f = codes(&i.findings(0x14000, 0x280, 9, 0x19000));
+        for c in [
+            "ipib-hdr-addr",
+            "ipib-hdr-size",
+            "component-alignment",
+            "component-truncated",
+            "component-overlap",
+            "nep",
+        ] {
+            assert!(f.contains(&c), "{c} missing in {f:?}");
+        }
+        let mut short = b.clone();
+        short.truncate(FIXED_SIZE + 10);
+        assert_eq!(Ipib::parse(&short, 0), None);
+        assert_eq!(declared_size(&short), Some((3, FIXED_SIZE as u64 + 72)));
+    }
+}

@@ -1,0 +1,357 @@
+//! Opening an image file safely and finding its SE header and IPIB.
+//!
+//! The header is found the way the s390-tools builders lay it out: the pvimg metadata
+//! (`SeImgLnx` at 0xC000) names it, else the page-aligned offsets 0..=0x14000 are scanned
+//! for `IBMSecEx`. The IPIB comes from the metadata, or for older genprotimg images from
+//! stage3a's trailer or the page before the header, accepted only when it describes
+//! exactly this header.
+
+use super::header::{self, HeaderError};
+use super::ipib::{self, Ipib};
+use serde::Serialize;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+/// Offset of the pvimg metadata.
+pub const METADATA_OFFSET: u64 = 0xC000;
+/// Magic of the pvimg metadata.
+pub const METADATA_MAGIC: &[u8; 8] = b"SeImgLnx";
+/// Size of the pvimg metadata.
+pub const METADATA_SIZE: usize = 28;
+/// Last page offset scanned for the header.
+pub const SCAN_END: u64 = 0x14000;
+/// Offset of the stage3a loader.
+pub const STAGE3A: u64 = 0x10000;
+/// Largest IPIB aplaunch reads (real ones are a few hundred bytes).
+pub const MAX_IPIB_SIZE: u64 = 64 * 1024;
+
+/// Where the builder put things.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Layout {
+    /// pvimg (s390-tools 2.36+): metadata at 0xC000 names the header and the IPIB.
+    Pvimg {
+        /// Metadata version (1).
+        metadata_version: u32,
+        /// Header offset from the metadata.
+        hdr_off: u64,
+        /// IPIB offset from the metadata.
+        ipib_off: u64,
+    },
+    /// Older genprotimg: no metadata; the header was found by scanning.
+    Genprotimg,
+}
+
+impl Layout {
+    /// `pvimg` or `genprotimg`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Layout::Pvimg { .. } => "pvimg",
+            Layout::Genprotimg => "genprotimg",
+        }
+    }
+}
+
+/// Random-access bytes: a file or a slice (tests, fuzzing).
+pub trait Source {
+    /// Total size.
+    fn size(&self) -> u64;
+    /// Reads up to `len` bytes at `off`; fewer only at the end of the data.
+    fn read_at_most(&self, off: u64, len: usize) -> io::Result<Vec<u8>>;
+}
+
+impl Source for [u8] {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+    fn read_at_most(&self, off: u64, len: usize) -> io::Result<Vec<u8>> {
+        let start = usize::try_from(off).unwrap_or(usize::MAX).min(self.len());
+        let end = start.saturating_add(len).min(self.len());
+        Ok(self[start..end].to_vec())
+    }
+}
+
+/// An opened regular file with its size.
+#[derive(Debug)]
+pub struct FileSource {
+    /// The file.
+    pub file: File,
+    /// Its metadata at open time.
+    pub meta: std::fs::Metadata,
+}
+
+impl Source for FileSource {
+    fn size(&self) -> u64 {
+        self.meta.len()
+    }
+    fn read_at_most(&self, off: u64, len: usize) -> io::Result<Vec<u8>> {
+        let avail = self.size().saturating_sub(off);
+        let len = len.min(usize::try_from(avail).unwrap_or(usize::MAX));
+        let mut buf = vec![0u8; len];
+        let mut done = 0;
+        while done < len {
+            match self.file.read_at(&mut buf[done..], off + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        buf.truncate(done);
+        Ok(buf)
+    }
+}
+
+/// Why a path cannot be opened as an image.
+#[derive(Debug)]
+pub enum OpenProblem {
+    /// Not a regular file (or missing): the description.
+    Path(String),
+    /// An I/O error (permission denied, ...).
+    Io(io::Error),
+}
+
+fn kind_of(ft: std::fs::FileType) -> Option<&'static str> {
+    if ft.is_file() {
+        None
+    } else if ft.is_dir() {
+        Some("is a directory, not an image file")
+    } else if ft.is_fifo() {
+        Some("is a FIFO (named pipe), not an image file; aplaunch does not read from pipes")
+    } else if ft.is_char_device() {
+        Some("is a character device node, not an image file")
+    } else if ft.is_block_device() {
+        Some("is a block device node, not an image file; copy the image into a regular file")
+    } else if ft.is_socket() {
+        Some("is a socket, not an image file")
+    } else {
+        Some("is not a regular file")
+    }
+}
+
+/// Opens `path` read-only without ever blocking: the type is checked before the open,
+/// the open uses O_NONBLOCK (a FIFO swapped in meanwhile cannot hang it), and the
+/// opened descriptor is checked again.
+pub fn open_file(path: &Path) -> Result<FileSource, OpenProblem> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let dangling =
+                std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+            return Err(OpenProblem::Path(if dangling {
+                "is a dangling symbolic link (its target does not exist)".to_string()
+            } else {
+                "does not exist".to_string()
+            }));
+        }
+        Err(e) => return Err(OpenProblem::Io(e)),
+    };
+    if let Some(what) = kind_of(meta.file_type()) {
+        return Err(OpenProblem::Path(what.to_string()));
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(OpenProblem::Io)?;
+    let meta = file.metadata().map_err(OpenProblem::Io)?;
+    if let Some(what) = kind_of(meta.file_type()) {
+        return Err(OpenProblem::Path(what.to_string()));
+    }
+    Ok(FileSource { file, meta })
+}
+
+/// Why no header could be located or read.
+#[derive(Debug)]
+pub enum LocateProblem {
+    /// Not an SE image at all.
+    NotSe(String),
+    /// An SE image that cannot be parsed.
+    Invalid(String),
+    /// Reading failed.
+    Io(io::Error),
+}
+
+impl From<io::Error> for LocateProblem {
+    fn from(e: io::Error) -> Self {
+        LocateProblem::Io(e)
+    }
+}
+
+/// The located header (its full bytes) and the layout.
+pub struct Located {
+    /// The layout.
+    pub layout: Layout,
+    /// Header offset.
+    pub hdr_off: u64,
+    /// The header's `sehs` bytes.
+    pub header: Vec<u8>,
+    /// Metadata problems (unknown metadata version).
+    pub metadata_version_ok: bool,
+}
+
+fn be64(b: &[u8], off: usize) -> u64 {
+    u64::from_be_bytes(b[off..off + 8].try_into().expect("8 bytes"))
+}
+
+/// Finds and reads the SE header.
+pub fn locate<S: Source + ?Sized>(src: &S) -> Result<Located, LocateProblem> {
+    let size = src.size();
+    if size == 0 {
+        return Err(LocateProblem::NotSe("the file is empty".to_string()));
+    }
+    let prefix = src.read_at_most(0, (SCAN_END + 8) as usize)?;
+    let meta_at = METADATA_OFFSET as usize;
+    let (layout, hdr_off, version_ok) = if prefix.len() >= meta_at + METADATA_SIZE
+        && &prefix[meta_at..meta_at + 8] == METADATA_MAGIC
+    {
+        let m = &prefix[meta_at..meta_at + METADATA_SIZE];
+        let hdr_off = be64(m, 8);
+        let version = u32::from_be_bytes(m[16..20].try_into().expect("4 bytes"));
+        let ipib_off = be64(m, 20);
+        let magic = src.read_at_most(hdr_off, 8)?;
+        if magic.as_slice() != header::MAGIC {
+            return Err(LocateProblem::Invalid(format!(
+                "the pvimg metadata at 0xc000 names the SE header at {hdr_off:#x}, but there is no IBMSecEx magic there{}",
+                if hdr_off >= size { format!(" (the file has only {size} bytes)") } else { String::new() }
+            )));
+        }
+        (
+            Layout::Pvimg {
+                metadata_version: version,
+                hdr_off,
+                ipib_off,
+            },
+            hdr_off,
+            version == 1,
+        )
+    } else {
+        let found = (0..=SCAN_END).step_by(0x1000).find(|&off| {
+            prefix.get(off as usize..off as usize + 8) == Some(header::MAGIC.as_slice())
+        });
+        match found {
+            Some(off) => (Layout::Genprotimg, off, true),
+            None => {
+                let what = if prefix.starts_with(b"\x7fELF") {
+                    " (it is an ELF file: a plain kernel?)"
+                } else if size < 0x1000 {
+                    " (the file is far too small)"
+                } else {
+                    ""
+                };
+                return Err(LocateProblem::NotSe(format!(
+                    "no IBMSecEx header (no SeImgLnx metadata at 0xc000, no IBMSecEx at any page offset 0x0..=0x14000){what}; build one with genprotimg/pvimg"
+                )));
+            }
+        }
+    };
+    let fixed = src.read_at_most(hdr_off, header::FIXED_SIZE)?;
+    if fixed.len() < header::FIXED_SIZE {
+        return Err(LocateProblem::Invalid(format!(
+            "truncated in the SE header: the header at {hdr_off:#x} needs at least {} bytes, the file ends after {}",
+            header::FIXED_SIZE,
+            fixed.len()
+        )));
+    }
+    let sehs = match header::declared_size(&fixed) {
+        Ok(s) => s,
+        Err(e) => {
+            return Err(LocateProblem::Invalid(format!(
+                "SE header at {hdr_off:#x}: {e}"
+            )))
+        }
+    };
+    let bytes = src.read_at_most(hdr_off, sehs as usize)?;
+    if bytes.len() < sehs as usize {
+        return Err(LocateProblem::Invalid(format!(
+            "SE header at {hdr_off:#x}: {}",
+            HeaderError::Truncated {
+                needed: u64::from(sehs),
+                present: bytes.len() as u64
+            }
+        )));
+    }
+    Ok(Located {
+        layout,
+        hdr_off,
+        header: bytes,
+        metadata_version_ok: version_ok,
+    })
+}
+
+/// Reads and parses an IPIB at `off`; `Err` says why there is none there.
+pub fn read_ipib<S: Source + ?Sized>(src: &S, off: u64) -> Result<Ipib, String> {
+    let size = src.size();
+    let fixed = src
+        .read_at_most(off, ipib::FIXED_SIZE)
+        .map_err(|e| e.to_string())?;
+    if fixed.len() < ipib::FIXED_SIZE {
+        return Err(format!(
+            "truncated in the IPIB: the IPIB at {off:#x} needs {} bytes, the file ({size} bytes) has {}",
+            ipib::FIXED_SIZE,
+            fixed.len()
+        ));
+    }
+    let (n, need) = ipib::declared_size(&fixed).expect("fixed part read");
+    if need > MAX_IPIB_SIZE {
+        return Err(format!(
+            "the IPIB at {off:#x} claims {n} components ({need} bytes), an absurd count"
+        ));
+    }
+    let bytes = src
+        .read_at_most(off, need as usize)
+        .map_err(|e| e.to_string())?;
+    if (bytes.len() as u64) < need {
+        return Err(format!(
+            "truncated in the IPIB: the IPIB at {off:#x} with {n} components needs {need} bytes, the file has {} from there",
+            bytes.len()
+        ));
+    }
+    Ok(Ipib::parse(&bytes, off).expect("whole IPIB read"))
+}
+
+/// Finds the IPIB of an image without metadata, only where the image itself says it is:
+/// stage3a's trailer (a triple pointing back at this header) or the page before the
+/// header, and only when it describes exactly this header.
+pub fn find_genprotimg_ipib<S: Source + ?Sized>(src: &S, hdr_off: u64, sehs: u32) -> Option<Ipib> {
+    let accept = |off: u64| {
+        read_ipib(src, off)
+            .ok()
+            .filter(|i| i.describes(hdr_off, sehs))
+    };
+    if hdr_off > STAGE3A {
+        let region = src
+            .read_at_most(STAGE3A, (hdr_off - STAGE3A).min(0x10000) as usize)
+            .ok()?;
+        let mut pos = 0usize;
+        while pos + 24 <= region.len() {
+            let at = STAGE3A + pos as u64;
+            let h = be64(&region, pos);
+            let s = be64(&region, pos + 8);
+            let i = be64(&region, pos + 16);
+            if at.wrapping_add(h) == hdr_off && s == u64::from(sehs) {
+                if let Some(found) = accept(at.wrapping_add(i)) {
+                    return Some(found);
+                }
+            }
+            pos += 8;
+        }
+    }
+    hdr_off.checked_sub(0x1000).and_then(accept)
+}
+
+/// Identity of an opened file for the verification cache.
+pub fn identity(meta: &std::fs::Metadata) -> String {
+    format!(
+        "dev={} ino={} size={} mtime={}.{:09} ctime={}.{:09}",
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    )
+}

@@ -1,0 +1,90 @@
+//! QEMU for tests: the real qemu-system-s390x when installed, and the fake one.
+
+use std::path::{Path, PathBuf};
+
+/// The real QEMU tests run against, when installed: `/usr/bin/qemu-system-s390x` or
+/// `qemu-system-s390x` on PATH.
+///
+/// When it is missing: with `CI=true` in the environment this panics (a CI run must not
+/// silently skip), otherwise it prints why the test is skipped and returns `None`.
+pub fn real_qemu(test: &str) -> Option<PathBuf> {
+    let candidates = std::iter::once(PathBuf::from("/usr/bin/qemu-system-s390x")).chain(
+        std::env::var_os("PATH")
+            .map(|p| {
+                std::env::split_paths(&p)
+                    .map(|d| d.join("qemu-system-s390x"))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default(),
+    );
+    for c in candidates {
+        if c.is_file() {
+            return Some(c);
+        }
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: qemu-system-s390x is not installed, and CI=true forbids skipping (install qemu-system-misc)");
+    }
+    eprintln!("{test}: SKIPPED: qemu-system-s390x is not installed (install qemu-system-misc)");
+    None
+}
+
+/// The fake QEMU binary itself (testkit's `fake-qemu`), built next to the running test.
+///
+/// `cargo test --workspace` builds it (testkit has integration tests); when it is missing
+/// (`cargo test -p aplaunch` alone) it is built with `cargo build -p testkit --bin fake-qemu`.
+pub fn fake_qemu_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    // target/<profile>/deps/<test> -> target/<profile>/fake-qemu
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable inside target/");
+    let path = profile_dir.join("fake-qemu");
+    if !path.is_file() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-p", "testkit", "--bin", "fake-qemu"])
+            .current_dir(crate::hosttree::workspace_root())
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()) && path.is_file(),
+            "fake-qemu is not built at {}: run `cargo build -p testkit --bin fake-qemu`",
+            path.display()
+        );
+    }
+    path
+}
+
+/// The fake QEMU to run: the binary, or, when the tests run under an emulator (the s390x
+/// suite under qemu-user, `CARGO_TARGET_S390X_UNKNOWN_LINUX_GNU_RUNNER`), a shell script
+/// next to it that execs the binary through that runner, so that programs which exec it
+/// (aplaunch) need no binfmt_misc registration. Either way exec keeps the pid.
+pub fn fake_qemu() -> PathBuf {
+    let binary = fake_qemu_binary();
+    let runner = if cfg!(target_arch = "s390x") {
+        std::env::var("CARGO_TARGET_S390X_UNKNOWN_LINUX_GNU_RUNNER")
+            .ok()
+            .filter(|r| !r.trim().is_empty())
+    } else {
+        None
+    };
+    let Some(runner) = runner else {
+        return binary;
+    };
+    let script = binary.with_file_name("fake-qemu-via-runner");
+    let text = format!(
+        "#!/bin/sh\nexec {} '{}' \"$@\"\n",
+        runner.trim(),
+        binary.display()
+    );
+    if std::fs::read_to_string(&script).ok().as_deref() != Some(text.as_str()) {
+        use std::os::unix::fs::PermissionsExt;
+        // Written beside and renamed: parallel tests never see a half-written script.
+        let tmp = binary.with_file_name(format!("fake-qemu-via-runner.{}", std::process::id()));
+        std::fs::write(&tmp, &text).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::rename(&tmp, &script).unwrap();
+    }
+    script
+}
