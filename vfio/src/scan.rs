@@ -153,11 +153,14 @@ fn parse_queue_name(name: &str) -> Option<Apqn> {
     name.parse().ok()
 }
 
-/// Reads one queue: its driver, and `status` (vfio_ap) or `online` (zcrypt).
-fn read_queue(dir: &HostDir, apqn: Apqn, name: &str) -> (Queue, Option<String>) {
+/// Reads one queue: its driver, and `status` (vfio_ap; `unassigned` without a read when no
+/// mdev holds it) or `online` (zcrypt).
+fn read_queue(dir: &HostDir, apqn: Apqn, name: &str, assigned: bool) -> (Queue, Option<String>) {
     let driver = dir.link_name(&format!("{name}/driver")).ok().flatten();
     let mut problem = None;
-    let (status, online) = if driver.as_deref() == Some("vfio_ap") {
+    let (status, online) = if driver.as_deref() == Some("vfio_ap") && !assigned {
+        (Some(QueueStatus::Unassigned), None)
+    } else if driver.as_deref() == Some("vfio_ap") {
         let status = match dir.read_attribute(&format!("{name}/status")) {
             Ok(Some(t)) => Some(match host::sysfs::value(&t) {
                 "in use" => QueueStatus::InUse,
@@ -205,10 +208,19 @@ impl ApScan {
     pub fn read(root: &HostRoot) -> ApScan {
         let mut scan = ApScan::default();
         scan.read_bus(root);
-        scan.read_devices(root, None);
         scan.read_matrix(root);
+        let assigned = scan.assigned();
+        scan.read_devices(root, None, &assigned);
         scan.read_definitions(root);
         scan
+    }
+
+    /// The APQNs in some active mdev's matrix.
+    fn assigned(&self) -> std::collections::BTreeSet<Apqn> {
+        self.mdevs
+            .iter()
+            .flat_map(|m| m.matrix.iter().copied())
+            .collect()
     }
 
     /// The scan the checks need, cheaper on big hosts: everything but cards, and of the
@@ -217,12 +229,8 @@ impl ApScan {
         let mut scan = ApScan::default();
         scan.read_bus(root);
         scan.read_matrix(root);
-        let wanted: std::collections::BTreeSet<Apqn> = scan
-            .mdevs
-            .iter()
-            .flat_map(|m| m.matrix.iter().copied())
-            .collect();
-        scan.read_devices(root, Some(&wanted));
+        let wanted = scan.assigned();
+        scan.read_devices(root, Some(&wanted), &wanted);
         scan.read_definitions(root);
         scan
     }
@@ -300,7 +308,17 @@ impl ApScan {
     /// device directories `sys/devices/ap/cardXX/XX.YYYY` (the links' targets, which spares
     /// the kernel a symlink walk per file), falling back to the links when a tree lacks them.
     /// Big hosts are read by a few threads.
-    fn read_devices(&mut self, root: &HostRoot, only: Option<&std::collections::BTreeSet<Apqn>>) {
+    ///
+    /// `status` is read only for queues in `assigned` (some active mdev's matrix): for every
+    /// other queue the kernel's `status_show` answers `unassigned` (it says `assigned` or
+    /// `in use` exactly when an mdev's matrix holds the queue), so reading it would only
+    /// cost three system calls per queue on a big host.
+    fn read_devices(
+        &mut self,
+        root: &HostRoot,
+        only: Option<&std::collections::BTreeSet<Apqn>>,
+        assigned: &std::collections::BTreeSet<Apqn>,
+    ) {
         let names = match root.read_dir(AP_DEVICES) {
             Ok(n) => n,
             Err(e) if e.is_not_found() => return,
@@ -362,7 +380,9 @@ impl ApScan {
                 .min(4)
         };
         let results: Vec<(Queue, Option<String>)> = if threads <= 1 {
-            jobs.iter().map(|(q, d, n)| read_queue(d, *q, n)).collect()
+            jobs.iter()
+                .map(|(q, d, n)| read_queue(d, *q, n, assigned.contains(q)))
+                .collect()
         } else {
             let chunk = jobs.len().div_ceil(threads);
             std::thread::scope(|s| {
@@ -371,7 +391,7 @@ impl ApScan {
                     .map(|part| {
                         s.spawn(move || {
                             part.iter()
-                                .map(|(q, d, n)| read_queue(d, *q, n))
+                                .map(|(q, d, n)| read_queue(d, *q, n, assigned.contains(q)))
                                 .collect::<Vec<_>>()
                         })
                     })
@@ -635,6 +655,29 @@ mod tests {
         assert_eq!(part.mdevs, full.mdevs);
         assert_eq!(part.definitions, full.definitions);
         assert_eq!(part.bus, full.bus);
+    }
+
+    #[test]
+    fn status_is_read_only_for_queues_an_mdev_holds() {
+        let tree = HostTree::from_example("z16-se");
+        let (root, rec) = HostRoot::open(tree.path()).unwrap().with_recorder();
+        let scan = ApScan::read(&root);
+        let paths = rec.paths();
+        let read = |p: &str| paths.contains_key(std::path::Path::new(p));
+        assert!(read("sys/devices/ap/card05/05.0004/status"));
+        assert!(!read("sys/devices/ap/card03/03.00ab/status"));
+        assert_eq!(
+            scan.queue(Apqn::new(3, 0xab)).unwrap().status,
+            Some(QueueStatus::Unassigned)
+        );
+        // a guest runs: the file says so
+        tree.write("sys/devices/ap/card05/05.00ab/status", "in use\n");
+        let scan = ApScan::read(&root);
+        assert_eq!(
+            scan.queue(Apqn::new(5, 0xab)).unwrap().status,
+            Some(QueueStatus::InUse)
+        );
+        assert!(scan.in_use(&scan.mdevs[0]));
     }
 
     #[test]
