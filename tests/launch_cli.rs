@@ -64,6 +64,41 @@ fn dry_run_prints_checks_and_the_command_without_the_launch_word() {
         "-device vfio-ap,id=hostdev0,sysfsdev=/sys/bus/mdev/devices/{UUID}"
     )));
     assert!(last.contains("-object s390-pv-guest,id=pv0"));
+    // A bare --console is the SCLP console; --console none drops it.
+    let r = run(
+        dir.path(),
+        tree.path(),
+        args![
+            "--pv-image",
+            img,
+            "--qemu",
+            fake(),
+            "--console",
+            "--dry-run",
+            "--json"
+        ],
+    );
+    let argv: Vec<String> = serde_json::from_str(&r.stdout).unwrap();
+    assert!(
+        argv.contains(&"sclpconsole,chardev=console0,id=console".to_string()),
+        "{argv:?}"
+    );
+    let r = run(
+        dir.path(),
+        tree.path(),
+        args![
+            "--pv-image",
+            img,
+            "--qemu",
+            fake(),
+            "--console",
+            "none",
+            "--dry-run",
+            "--json"
+        ],
+    );
+    let argv: Vec<String> = serde_json::from_str(&r.stdout).unwrap();
+    assert!(!argv.iter().any(|a| a.contains("console")), "{argv:?}");
 }
 
 #[test]

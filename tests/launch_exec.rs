@@ -51,7 +51,8 @@ fn iommufd_descriptors_arrive_at_the_numbers_in_argv_and_nothing_else_leaks() {
     let rec = dir.path().join("rec.json");
     let fake = testkit::qemu::fake_qemu();
     let mut cmd = aplaunch(&dir.path().join("cache"));
-    cmd.arg("--host-root")
+    cmd.arg("-q")
+        .arg("--host-root")
         .arg(tree.path())
         .args(["--mdev", UUID, "--pv-image"])
         .arg(se_image(dir.path()))
@@ -92,7 +93,8 @@ fn group_backend_passes_no_descriptors_and_qemu_exit_status_is_the_process_statu
     let tree = z16();
     let rec = dir.path().join("rec.json");
     let mut cmd = aplaunch(&dir.path().join("cache"));
-    cmd.arg("--host-root")
+    cmd.arg("-q")
+        .arg("--host-root")
         .arg(tree.path())
         .args(["launch", "--mdev", UUID, "--pv-image"])
         .arg(se_image(dir.path()))

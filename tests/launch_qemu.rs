@@ -5,7 +5,7 @@
 #[path = "support/launch.rs"]
 mod support;
 
-use launcher::probe::{LineQmp, QmpExchange};
+use launcher::qmp::{Options, Qmp};
 use serde_json::{json, Value};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -31,11 +31,8 @@ fn connect(path: &Path, child: &mut std::process::Child) -> UnixStream {
     }
 }
 
-fn ok(reply: std::io::Result<Result<Value, launcher::probe::QmpErrorReply>>, what: &str) -> Value {
-    match reply.unwrap() {
-        Ok(v) => v,
-        Err(e) => panic!("{what}: {} {}", e.class, e.desc),
-    }
+fn ok(reply: launcher::qmp::Result<Value>, what: &str) -> Value {
+    reply.unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 #[test]
@@ -83,15 +80,16 @@ fn launch_a_plain_guest_under_tcg_and_talk_to_it() {
             exe.file_name().unwrap(),
             qemu.canonicalize().unwrap().file_name().unwrap()
         );
-        let (mut qmp, version, _) = LineQmp::start(stream).unwrap();
-        assert!(version.at_least(6, 0));
-        let status = ok(qmp.execute("query-status", None), "query-status");
+        let mut qmp =
+            Qmp::from_stream(stream, &Options::with_timeout(Duration::from_secs(30))).unwrap();
+        assert!(qmp.version().major >= 6);
+        let status = ok(qmp.execute("query-status", Value::Null), "query-status");
         assert_eq!(
             status["status"], "prelaunch",
             "-S from the extra args: {status}"
         );
         let list = ok(
-            qmp.execute("qom-list", Some(json!({"path": "/machine/peripheral"}))),
+            qmp.execute("qom-list", json!({"path": "/machine/peripheral"})),
             "qom-list",
         );
         let mut ids: Vec<String> = list
@@ -107,20 +105,20 @@ fn launch_a_plain_guest_under_tcg_and_talk_to_it() {
             let v = ok(
                 qmp.execute(
                     "qom-get",
-                    Some(json!({"path": format!("/machine/peripheral/{id}"), "property": "iommu_platform"})),
+                    json!({"path": format!("/machine/peripheral/{id}"), "property": "iommu_platform"}),
                 ),
                 id,
             );
             assert_eq!(v, json!(iommu), "{id} iommu_platform");
         }
         // The disk path with a comma and a space reached QEMU intact.
-        let block = ok(qmp.execute("query-block", None), "query-block");
+        let block = ok(qmp.execute("query-block", Value::Null), "query-block");
         assert_eq!(
             block[0]["inserted"]["file"],
             disk.display().to_string(),
             "{block}"
         );
-        let _ = qmp.execute("quit", None);
+        let _ = qmp.execute("quit", Value::Null);
         let status = child.wait().unwrap();
         assert!(status.success(), "QEMU exit: {status:?}");
     }

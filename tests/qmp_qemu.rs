@@ -155,3 +155,30 @@ fn list_and_unplug_on_a_guest_without_vfio_ap() {
         "{doc}"
     );
 }
+
+#[test]
+fn the_qemu_probe_can_ask_through_this_client() {
+    use launcher::probe::{self, QemuVersion};
+    let Some(qemu) = RealQemu::start(&[]) else {
+        return;
+    };
+    let mut qmp = Qmp::connect(qemu.socket(), Duration::from_secs(10)).unwrap();
+    let v = qmp.version();
+    let version = QemuVersion::new(v.major as u32, v.minor as u32, v.micro as u32);
+    let package = qmp.greeting().package.clone();
+    let caps = probe::ask(
+        &mut qmp,
+        &testkit::qmp::qemu_binary(),
+        version,
+        package,
+        "tcg",
+    )
+    .unwrap();
+    assert_eq!(caps.version, version);
+    assert!(caps.has_type("vfio-ap"), "{:?}", caps.types);
+    assert!(
+        caps.properties["vfio-ap"].contains("sysfsdev"),
+        "{:?}",
+        caps.properties
+    );
+}

@@ -332,9 +332,9 @@ fn an_event_flood_does_not_stop_the_unplug() {
     let peer = ScriptedPeer::start(
         list_with_hostdev0(Script::qemu())
             .expect("device_del")
-            .step(Step::Flood(20_000, "VSERPORT_CHANGE".into()))
+            .step(Step::Flood(5_000, "VSERPORT_CHANGE".into()))
             .reply(json!({}))
-            .step(Step::Flood(20_000, "DEVICE_DELETED".into()))
+            .step(Step::Flood(5_000, "DEVICE_DELETED".into()))
             .event(
                 "DEVICE_DELETED",
                 json!({"device": "hostdev0", "path": "/machine/peripheral/hostdev0"}),
@@ -351,7 +351,7 @@ fn an_event_flood_does_not_stop_the_unplug() {
 #[test]
 fn a_reply_that_never_comes_times_out() {
     let peer = ScriptedPeer::start(Script::qemu().expect("qom-list"));
-    let (code, doc) = run_json(peer.socket(), &["list", "--timeout", "0.3"]);
+    let (code, doc) = run_json(peer.socket(), &["list", "--timeout", "1"]);
     assert_eq!(code, 3, "{doc}");
     assert_eq!(error_kind(&doc), "qmp-timeout");
     assert!(error_message(&doc).contains("reply to qom-list"), "{doc}");
@@ -371,7 +371,7 @@ fn a_device_deleted_that_never_comes_times_out() {
     );
     let (code, doc) = run_json(
         peer.socket(),
-        &["unplug", "--id", "hostdev0", "--timeout", "0.3"],
+        &["unplug", "--id", "hostdev0", "--timeout", "1"],
     );
     assert_eq!(code, 3, "{doc}");
     assert_eq!(error_kind(&doc), "unplug-timeout");
@@ -437,7 +437,7 @@ fn a_reply_with_an_unknown_id_is_reported() {
 #[test]
 fn no_greeting_times_out_with_a_hint() {
     let peer = ScriptedPeer::start(Script::new());
-    let (code, doc) = run_json(peer.socket(), &["list", "--timeout", "0.3"]);
+    let (code, doc) = run_json(peer.socket(), &["list", "--timeout", "1"]);
     assert_eq!(code, 3, "{doc}");
     assert_eq!(error_kind(&doc), "qmp-no-greeting");
     assert!(
@@ -469,9 +469,10 @@ fn two_racing_unplugs_one_wins_the_other_reports_it_gone() {
         }],
         true,
     );
-    let bin = assert_cmd::cargo::cargo_bin("aplaunch");
     let spawn = || {
-        std::process::Command::new(&bin)
+        // CommandCargoExt honours the target runner (qemu-user for the s390x suite).
+        <std::process::Command as assert_cmd::cargo::CommandCargoExt>::cargo_bin("aplaunch")
+            .unwrap()
             .args([
                 "--json",
                 "qmp",
@@ -551,7 +552,7 @@ fn the_hotplug_example_script_runs_with_and_without_jq() {
             .arg(&script)
             .arg(fake.socket())
             .arg(UUID)
-            .env("APLAUNCH", assert_cmd::cargo::cargo_bin("aplaunch"))
+            .env("APLAUNCH", aplaunch_for_scripts(host.path()))
             .env("APLAUNCH_HOST_ROOT", host.path())
             .env("NO_JQ", no_jq)
             .output()
@@ -577,4 +578,75 @@ fn the_hotplug_example_script_runs_with_and_without_jq() {
         );
         assert!(fake.devices().is_empty());
     }
+}
+
+/// A path scripts can run as `aplaunch`: the binary itself, or, when the suite runs under a
+/// target runner (qemu-user for s390x), a wrapper script that starts it through the runner.
+fn aplaunch_for_scripts(dir: &Path) -> std::path::PathBuf {
+    let bin = assert_cmd::cargo::cargo_bin("aplaunch");
+    let runner = std::env::vars().find(|(k, v)| {
+        k.starts_with("CARGO_TARGET_") && k.ends_with("_RUNNER") && !v.trim().is_empty()
+    });
+    let Some((_, runner)) = runner else {
+        return bin;
+    };
+    let wrapper = dir.join("aplaunch-wrapper");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nexec {runner} '{}' \"$@\"\n", bin.display()),
+    )
+    .unwrap();
+    let mut perm = std::fs::metadata(&wrapper).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&wrapper, perm).unwrap();
+    wrapper
+}
+
+#[test]
+fn list_and_unplug_human_output() {
+    let peer = ScriptedPeer::start(
+        list_with_hostdev0(Script::qemu())
+            .expect("device_del")
+            .reply(json!({}))
+            .event(
+                "DEVICE_DELETED",
+                json!({"device": "hostdev0", "path": "/machine/peripheral/hostdev0"}),
+            ),
+    );
+    let host = HostTree::from_example("z16-se");
+    let out = Command::cargo_bin("aplaunch")
+        .unwrap()
+        .arg("--host-root")
+        .arg(host.path())
+        .args(["qmp", "unplug", "--id", "hostdev0", "--qmp"])
+        .arg(peer.socket())
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_eq!(
+        stdout,
+        "unplugged vfio-ap device 'hostdev0' (mdev 62177883-f1bb-47f0-914d-32a22e3a8804) (QEMU sent DEVICE_DELETED)\n"
+    );
+    peer.assert_followed();
+
+    let peer = ScriptedPeer::start(list_with_hostdev0(Script::qemu()));
+    let out = Command::cargo_bin("aplaunch")
+        .unwrap()
+        .arg("--host-root")
+        .arg(host.path())
+        .args(["qmp", "list", "--qmp"])
+        .arg(peer.socket())
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_eq!(
+        stdout,
+        "ID        SYSFSDEV                                                    MATRIX\n\
+         hostdev0  /sys/bus/mdev/devices/62177883-f1bb-47f0-914d-32a22e3a8804  05.0004 05.00ab\n"
+    );
+    peer.assert_followed();
 }

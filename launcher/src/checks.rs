@@ -109,20 +109,18 @@ fn image_checks(uv: &pv::UvInfo, image: &Path, no_cache: bool) -> Vec<Check> {
     pv::image::checks(uv, image, &options)
 }
 
-/// Reads what the builder needs from the host: UV AP features, the mdev's vfio cdev and
-/// whether `/dev/iommu` exists.
-pub fn host_facts(root: &HostRoot, uv: &pv::UvInfo, spec: &VmSpec) -> HostFacts {
-    let vfio_cdev = spec.mdev.and_then(|uuid| {
-        let dir = format!("sys/bus/mdev/devices/{}/vfio-dev", uuid.hyphenated());
-        root.read_dir(&dir)
-            .ok()?
-            .into_iter()
-            .find(|n| n.starts_with("vfio"))
-    });
+/// Reads what the builder needs from the host: UV AP features, the mdev's vfio cdev (from
+/// `mdev`, read once by the caller) and whether `/dev/iommu` exists.
+pub fn host_facts(
+    root: &HostRoot,
+    uv: &pv::UvInfo,
+    spec: &VmSpec,
+    mdev: Option<&vfio::mdev::MdevInfo>,
+) -> HostFacts {
     HostFacts {
         uv_ap: uv.feature(pv::uv::FEATURE_AP),
         uv_ap_intr: uv.feature(pv::uv::FEATURE_AP_INTR),
-        vfio_cdev,
-        iommufd: spec.mdev.is_some() && root.exists("dev/iommu"),
+        vfio_cdev: mdev.and_then(|m| m.vfio_cdev.clone()),
+        iommufd: spec.mdev.is_some() && root.exists(vfio::device::IOMMUFD_NODE),
     }
 }

@@ -463,56 +463,26 @@ pub fn unplug(qmp: &mut Qmp, target: &UnplugTarget, timeout: Duration) -> Result
 /// The host side of an mdev (checks and matrices), through the `vfio` crate.
 mod mdev_host {
     use host::{Check, HostRoot};
+    use vfio::mdev::MdevInfo;
 
-    /// The host-side mdev checks (exists, type, free, conflicts).
+    /// The host-side mdev checks (exists, type, matrix, queues, conflicts, masks, free).
     pub fn checks(root: &HostRoot, uuid: &str) -> Vec<Check> {
-        let dev = format!("sys/bus/mdev/devices/{uuid}");
-        if !root.exists(&dev) {
-            return vec![Check::fail(
-                "mdev-exists",
-                format!("/{dev} does not exist: no mdev {uuid} on this host"),
-                "create it (`aplaunch ap mdev create`) or start its definition (`mdevctl start -u UUID`)",
-            )];
-        }
-        let mut out = vec![Check::pass("mdev-exists", format!("/{dev} exists"))];
-        match root.link_name(format!("{dev}/mdev_type")) {
-            Ok(Some(t)) if t == "vfio_ap-passthrough" => out.push(Check::pass(
-                "mdev-type",
-                format!("mdev {uuid} has type vfio_ap-passthrough"),
-            )),
-            other => out.push(Check::fail(
-                "mdev-type",
-                format!(
-                    "mdev {uuid} has type {}, not vfio_ap-passthrough",
-                    other.ok().flatten().unwrap_or_else(|| "(unknown)".into())
-                ),
-                "use a vfio_ap-passthrough mdev",
-            )),
-        }
-        out
+        vfio::checks::mdev_checks(root, uuid)
     }
 
-    fn apqns(root: &HostRoot, uuid: &str, file: &str) -> Option<Vec<String>> {
-        let text = root
-            .read_optional(format!("sys/bus/mdev/devices/{uuid}/{file}"))
-            .ok()??;
-        Some(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_string)
-                .collect(),
-        )
+    fn text(apqns: &[vfio::ap::Apqn]) -> Vec<String> {
+        apqns.iter().map(ToString::to_string).collect()
     }
 
-    /// The mdev's matrix (`05.0004`).
+    /// The mdev's matrix (`05.0004`), when the mdev is readable on this host.
     pub fn matrix(root: &HostRoot, uuid: &str) -> Option<Vec<String>> {
-        apqns(root, uuid, "matrix")
+        MdevInfo::read(root, uuid).ok().map(|m| text(&m.matrix))
     }
 
     /// The APQNs the guest sees: guest_matrix, or matrix on kernels without it.
     pub fn guest_matrix(root: &HostRoot, uuid: &str) -> Option<Vec<String>> {
-        apqns(root, uuid, "guest_matrix").or_else(|| matrix(root, uuid))
+        let m = MdevInfo::read(root, uuid).ok()?;
+        Some(text(m.guest_matrix.as_deref().unwrap_or(&m.matrix)))
     }
 }
 
@@ -575,7 +545,7 @@ mod tests {
     }
 
     #[test]
-    fn local_mdev_view_of_the_example_host() {
+    fn mdev_view_of_the_example_host() {
         let root = HostRoot::open(testkit::hosttree::example_host("z16-se")).unwrap();
         let u = "62177883-f1bb-47f0-914d-32a22e3a8804";
         assert_eq!(

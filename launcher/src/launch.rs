@@ -32,6 +32,8 @@ pub struct Planned {
     pub plan: LaunchPlan,
     /// True when a check failed and `force` was not given: do not run it.
     pub refused: bool,
+    /// The mdev as read from sysfs (when it exists), for opening its vfio cdev.
+    pub mdev: Option<vfio::mdev::MdevInfo>,
 }
 
 /// Why a launch did not happen.
@@ -52,12 +54,12 @@ pub enum LaunchError {
         source: std::io::Error,
     },
     /// A descriptor to pass could not be opened.
-    #[error("cannot open {path}: {source}")]
+    #[error("cannot open {path} for QEMU: {reason}")]
     Open {
         /// The host path.
         path: String,
-        /// The error.
-        source: nix::Error,
+        /// Why.
+        reason: String,
     },
     /// exec failed.
     #[error(transparent)]
@@ -85,7 +87,10 @@ pub fn plan(root: &HostRoot, spec: VmSpec, options: &LaunchOptions) -> Planned {
         probe_qemu(root, spec.qemu.as_deref(), options.no_cache);
     let mut report = launch_report(root, &uv, &spec, &probed, options.no_cache);
     let caps = probed.as_ref().ok().map(|p| &p.caps);
-    let facts = host_facts(root, &uv, &spec);
+    let mdev = spec
+        .mdev
+        .and_then(|u| vfio::mdev::MdevInfo::read(root, &u.hyphenated().to_string()).ok());
+    let facts = host_facts(root, &uv, &spec, mdev.as_ref());
     let binary = match &probed {
         Ok(p) => p.caps.binary.clone(),
         Err(_) => spec
@@ -110,6 +115,7 @@ pub fn plan(root: &HostRoot, spec: VmSpec, options: &LaunchOptions) -> Planned {
         report,
         plan,
         refused,
+        mdev,
     }
 }
 
@@ -139,14 +145,15 @@ fn iommufd_check(caps: Option<&probe::QemuCaps>, facts: &builder::HostFacts) -> 
 
 /// Opens the descriptors the plan passes, prepares the QMP socket and replaces this
 /// process with QEMU. Returns only on failure.
-pub fn exec(root: &HostRoot, spec: &VmSpec, plan: &LaunchPlan) -> LaunchError {
-    if let Err(e) = prepare_qmp_socket(&spec.qmp) {
+pub fn exec(root: &HostRoot, planned: &Planned) -> LaunchError {
+    if let Err(e) = prepare_qmp_socket(&planned.spec.qmp) {
         return e;
     }
-    let fds = match open_passed_fds(root, plan) {
+    let fds = match open_passed_fds(root, planned) {
         Ok(fds) => fds,
         Err(e) => return e,
     };
+    let plan = &planned.plan;
     tracing::info!(command = %builder::shell_line(&plan.argv), "exec");
     LaunchError::Exec(crate::exec::exec(&plan.binary, &plan.argv, fds))
 }
@@ -183,24 +190,27 @@ pub fn fd_host_path(source: &FdSource) -> String {
     }
 }
 
-/// Opens the descriptors the plan passes (O_CLOEXEC until exec moves them into place).
+/// Opens the descriptors the plan passes (O_CLOEXEC until exec moves them into place)
+/// with the vfio crate's openers.
 fn open_passed_fds(
     root: &HostRoot,
-    plan: &LaunchPlan,
+    planned: &Planned,
 ) -> Result<Vec<(OwnedFd, RawFd)>, LaunchError> {
-    use nix::fcntl::{open, OFlag};
     let mut fds = Vec::new();
-    for passed in &plan.fds {
-        let host_path = fd_host_path(&passed.source);
-        root.record(&host_path, host::Access::Node);
-        let fd = open(
-            &root.path(&host_path),
-            OFlag::O_RDWR | OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .map_err(|source| LaunchError::Open {
-            path: format!("/{host_path}"),
-            source,
+    for passed in &planned.plan.fds {
+        let opened = match (&passed.source, &planned.mdev) {
+            (FdSource::Iommufd, _) => vfio::device::open_iommufd(root),
+            (FdSource::VfioCdev(_), Some(mdev)) => vfio::device::open_cdev(root, mdev),
+            (FdSource::VfioCdev(_), None) => {
+                return Err(LaunchError::Open {
+                    path: format!("/{}", fd_host_path(&passed.source)),
+                    reason: "the mdev could not be read from sysfs".into(),
+                })
+            }
+        };
+        let fd = opened.map_err(|e| LaunchError::Open {
+            path: format!("/{}", fd_host_path(&passed.source)),
+            reason: e.to_string(),
         })?;
         fds.push((fd, passed.target));
     }

@@ -8,6 +8,7 @@ pub mod exec;
 pub mod explain;
 pub mod hotplug;
 pub mod launch;
+pub mod power;
 pub mod probe;
 pub mod qemu_checks;
 pub mod qmp;

@@ -6,12 +6,13 @@
 //! and, under KVM, the host CPU model. Results are cached (namespace `qemu-probe`) keyed by
 //! the binary's path, size, mtime and ctime, the kernel release and whether KVM was usable.
 //!
-//! The QMP use is behind [`QmpExchange`], so the probe does not care which client speaks.
+//! The QMP use is behind [`QmpExchange`] (implemented by the project's [`crate::qmp::Qmp`]),
+//! so the probe's questions do not depend on a client and are tested with scripted replies.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -238,105 +239,6 @@ pub trait QmpExchange {
     ) -> std::io::Result<Result<Value, QmpErrorReply>>;
 }
 
-/// A minimal line-oriented QMP exchange over a unix socket, enough for the probe (and for
-/// tests that ask a QEMU about itself).
-pub struct LineQmp {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-    next_id: u64,
-}
-
-impl LineQmp {
-    /// Reads the greeting, negotiates capabilities; returns the greeting's version and package.
-    pub fn start(stream: UnixStream) -> std::io::Result<(Self, QemuVersion, String)> {
-        let writer = stream.try_clone()?;
-        let mut qmp = LineQmp {
-            reader: BufReader::new(stream),
-            writer,
-            next_id: 0,
-        };
-        let greeting = qmp.read_message()?;
-        let q = greeting
-            .pointer("/QMP/version/qemu")
-            .ok_or_else(|| invalid(format!("not a QMP greeting: {greeting}")))?;
-        let num = |k: &str| q.get(k).and_then(Value::as_u64).unwrap_or(0) as u32;
-        let version = QemuVersion::new(num("major"), num("minor"), num("micro"));
-        let package = greeting
-            .pointer("/QMP/version/package")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        qmp.execute("qmp_capabilities", None)?
-            .map_err(|e| invalid(format!("qmp_capabilities refused: {}", e.desc)))?;
-        Ok((qmp, version, package))
-    }
-
-    fn read_message(&mut self) -> std::io::Result<Value> {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            // Bounded: a peer that never sends a newline cannot make us buffer forever.
-            let n = (&mut self.reader)
-                .take(16 * 1024 * 1024)
-                .read_line(&mut line)?;
-            if n == 0 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "QEMU closed the QMP channel",
-                ));
-            }
-            if line.trim().is_empty() {
-                continue;
-            }
-            return serde_json::from_str(&line)
-                .map_err(|e| invalid(format!("malformed QMP message: {e}")));
-        }
-    }
-}
-
-fn invalid(msg: String) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, msg)
-}
-
-impl QmpExchange for LineQmp {
-    fn execute(
-        &mut self,
-        command: &str,
-        arguments: Option<Value>,
-    ) -> std::io::Result<Result<Value, QmpErrorReply>> {
-        self.next_id += 1;
-        let id = format!("probe-{}", self.next_id);
-        let mut msg = json!({ "execute": command, "id": id });
-        if let Some(args) = arguments {
-            msg["arguments"] = args;
-        }
-        let mut text = msg.to_string();
-        text.push('\n');
-        self.writer.write_all(text.as_bytes())?;
-        loop {
-            let reply = self.read_message()?;
-            if reply.get("event").is_some() {
-                continue;
-            }
-            if reply.get("id").and_then(Value::as_str) != Some(id.as_str()) {
-                continue;
-            }
-            if let Some(ret) = reply.get("return") {
-                return Ok(Ok(ret.clone()));
-            }
-            if let Some(err) = reply.get("error") {
-                let s = |k: &str| err.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-                return Ok(Err(QmpErrorReply {
-                    class: s("class"),
-                    desc: s("desc"),
-                }));
-            }
-            return Err(invalid(format!("unexpected QMP message: {reply}")));
-        }
-    }
-}
-
 /// Asks a running QEMU everything the probe records (the greeting is already read).
 pub fn ask(
     qmp: &mut dyn QmpExchange,
@@ -485,8 +387,8 @@ pub fn kvm_usable(root: &host::HostRoot) -> bool {
 pub struct ProbeSession {
     /// The process.
     pub child: std::process::Child,
-    /// Its QMP channel (on its stdio).
-    pub qmp: LineQmp,
+    /// Its QMP channel (on its stdio), negotiated.
+    pub qmp: crate::qmp::Qmp,
     /// The version from the greeting.
     pub version: QemuVersion,
     /// The package string from the greeting.
@@ -520,23 +422,27 @@ impl ProbeSession {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(spawn_err)?;
-        let started = ours
-            .set_read_timeout(Some(PROBE_TIMEOUT))
-            .and_then(|()| LineQmp::start(ours));
-        match started {
-            Ok((qmp, version, package)) => Ok(ProbeSession {
-                child,
-                qmp,
-                version,
-                package,
-            }),
+        let options = crate::qmp::Options::with_timeout(PROBE_TIMEOUT);
+        match crate::qmp::Qmp::from_stream(ours, &options) {
+            Ok(qmp) => {
+                let v = qmp.version();
+                let num = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+                let version = QemuVersion::new(num(v.major), num(v.minor), num(v.micro));
+                let package = qmp.greeting().package.trim().to_string();
+                Ok(ProbeSession {
+                    child,
+                    qmp,
+                    version,
+                    package,
+                })
+            }
             Err(e) => Err(fail(binary, &mut child, e.to_string())),
         }
     }
 
     /// Sends `quit` and reaps the process.
     pub fn quit(mut self) {
-        let _ = self.qmp.execute("quit", None);
+        let _ = QmpExchange::execute(&mut self.qmp, "quit", None);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

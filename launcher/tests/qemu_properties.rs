@@ -110,7 +110,7 @@ fn every_emitted_property_exists_in_the_real_qemu() {
     };
     let mut session = ProbeSession::start(&qemu, "tcg").expect("start QEMU");
     let version = session.version;
-    let qmp = &mut session.qmp;
+    let qmp: &mut dyn QmpExchange = &mut session.qmp;
     let types: BTreeSet<String> = names(
         qmp.execute("qom-list-types", None).unwrap(),
         "qom-list-types",

@@ -42,8 +42,8 @@ pub struct LaunchArgs {
     /// A virtio-net NIC: user[,mac=M] or tap,ifname=IF[,mac=M] (repeatable)
     #[arg(long, value_name = "SPEC")]
     pub net: Vec<String>,
-    /// The guest console on QEMU's stdio (default sclp)
-    #[arg(long, value_enum, value_name = "KIND")]
+    /// The guest console on QEMU's stdio (default sclp; a bare --console means sclp)
+    #[arg(long, value_enum, value_name = "KIND", num_args = 0..=1, default_missing_value = "sclp")]
     pub console: Option<ConsoleKind>,
     /// Add a virtio-rng device fed from the host's /dev/urandom
     #[arg(long)]
@@ -186,7 +186,9 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
     let planned = prepare(&root, &args)?;
     let refusal = refusal(&planned);
     let Planned {
-        spec, report, plan, ..
+        ref report,
+        ref plan,
+        ..
     } = planned;
     if args.dry_run {
         let argv: Vec<String> = plan
@@ -241,7 +243,7 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
     if !out.json && !out.quiet {
         eprint!("{}", report.render(out.colour_stderr));
     }
-    let err = launch::exec(&root, &spec, &plan);
+    let err = launch::exec(&root, &planned);
     let hint = match &err {
         LaunchError::QmpInUse { .. } => "give this guest another --name or --qmp PATH",
         LaunchError::QmpDir { .. } => "choose a writable place with --qmp PATH",

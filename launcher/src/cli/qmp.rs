@@ -19,6 +19,8 @@ pub enum QmpCommand {
     Unplug(UnplugArgs),
     /// List the guest's vfio-ap devices with their mdevs' matrices
     List(ListArgs),
+    /// Ask the guest to shut down cleanly and wait until it has (a service's stop command)
+    Powerdown(PowerdownArgs),
 }
 
 /// Arguments of `aplaunch qmp hotplug`.
@@ -67,6 +69,17 @@ pub struct ListArgs {
     pub timeout: Duration,
 }
 
+/// Arguments of `aplaunch qmp powerdown`.
+#[derive(Debug, Clone, Args)]
+pub struct PowerdownArgs {
+    /// The guest's QMP unix socket
+    #[arg(long, value_name = "SOCK")]
+    pub qmp: PathBuf,
+    /// Seconds to wait for the guest to shut down
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    pub timeout: Duration,
+}
+
 fn parse_secs(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .parse()
@@ -83,6 +96,7 @@ pub fn run(global: &GlobalArgs, command: QmpCommand, out: &Output) -> Result<Exi
         QmpCommand::Hotplug(args) => run_hotplug(global, args, out),
         QmpCommand::Unplug(args) => run_unplug(args, out),
         QmpCommand::List(args) => run_list(global, args, out),
+        QmpCommand::Powerdown(args) => run_powerdown(args, out),
     }
 }
 
@@ -272,5 +286,50 @@ fn run_list(global: &GlobalArgs, args: ListArgs, out: &Output) -> Result<Exit, A
         let _ = writeln!(text, "{:<w0$}  {:<w1$}  {}", r[0], r[1], r[2]);
     }
     out.human(&text);
+    Ok(Exit::Ok)
+}
+
+fn run_powerdown(args: PowerdownArgs, out: &Output) -> Result<Exit, AppError> {
+    let mut qmp = connect(&args.qmp, args.timeout)?;
+    let done = crate::power::powerdown(&mut qmp, args.timeout).map_err(|e| {
+        if e.is_timeout() {
+            AppError::failed(
+                "powerdown-timeout",
+                format!(
+                    "the guest did not shut down within {} s of the power-down request",
+                    args.timeout.as_secs_f64()
+                ),
+            )
+            .with_hint(
+                "the guest may still be shutting down (raise --timeout), or ignores the request \
+                 (no ACPI-like handling: Linux guests shut down on the SCLP quiesce signal); \
+                 stop QEMU with `quit` as a last resort",
+            )
+        } else {
+            qmp_error(e, Some(&args.qmp))
+        }
+    })?;
+    let reason = done
+        .shutdown
+        .as_ref()
+        .and_then(|e| e.data_str("reason"))
+        .map(str::to_string);
+    if out.json {
+        out.json_document(&json!({
+            "ok": true,
+            "shutdown": done.shutdown.is_some(),
+            "reason": reason,
+            "qemu_exited": done.qemu_exited,
+        }));
+    } else {
+        let how = match (&reason, done.qemu_exited) {
+            (Some(r), true) => format!("the guest shut down ({r}) and QEMU exited\n"),
+            (Some(r), false) => {
+                format!("the guest shut down ({r}); QEMU is still running (-no-shutdown?)\n")
+            }
+            (None, _) => "QEMU exited\n".to_string(),
+        };
+        out.human(&how);
+    }
     Ok(Exit::Ok)
 }

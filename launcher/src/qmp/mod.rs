@@ -78,7 +78,6 @@ pub struct Qmp {
     reader: LineReader,
     greeting: Greeting,
     timeout: Duration,
-    next_id: u64,
     /// Ids of commands whose reply was given up on; their late replies are discarded.
     abandoned: VecDeque<u64>,
     events: VecDeque<Event>,
@@ -112,7 +111,6 @@ impl Qmp {
                 capabilities: Vec::new(),
             },
             timeout: options.timeout,
-            next_id: 1,
             abandoned: VecDeque::new(),
             events: VecDeque::new(),
             max_events: options.max_events.max(1),
@@ -183,9 +181,13 @@ impl Qmp {
         timeout: Duration,
     ) -> Result<Value> {
         self.check_usable()?;
-        // Numeric ids keep requests short: QEMU's monitor reads a request byte by byte.
-        let id = self.next_id;
-        self.next_id += 1;
+        // Requests are kept short because QEMU's monitor reads them byte by byte, one main
+        // loop iteration each: the id is the smallest number that no abandoned command (whose
+        // reply may still come) holds, so it is unique among the replies that can arrive.
+        let mut id = 1;
+        while self.abandoned.contains(&id) {
+            id += 1;
+        }
         let mut request = json!({ "execute": command, "id": id });
         match arguments {
             Value::Null => {}
@@ -374,17 +376,31 @@ impl Qmp {
         pred: impl FnMut(&Event) -> bool,
     ) -> Result<Event> {
         self.wait_event_until(Instant::now() + timeout, pred)
-            .map_err(|e| match e {
-                Error::Timeout { waiting_for, .. } => Error::Timeout {
-                    waiting_for,
-                    timeout,
-                },
-                e => e,
-            })
     }
 
     /// [`Qmp::wait_event`] with an absolute deadline.
     pub fn wait_event_until(
+        &mut self,
+        deadline: Instant,
+        pred: impl FnMut(&Event) -> bool,
+    ) -> Result<Event> {
+        let start = Instant::now();
+        let result = self.wait_event_inner(deadline, pred);
+        if let Err(e) = &result {
+            if !e.leaves_connection_usable() && self.broken.is_none() {
+                self.broken = Some(e.to_string());
+            }
+        }
+        result.map_err(|e| match e {
+            Error::Timeout { waiting_for, .. } => Error::Timeout {
+                waiting_for,
+                timeout: deadline.saturating_duration_since(start),
+            },
+            e => e,
+        })
+    }
+
+    fn wait_event_inner(
         &mut self,
         deadline: Instant,
         mut pred: impl FnMut(&Event) -> bool,
@@ -448,6 +464,33 @@ impl Qmp {
     /// How many events were dropped because the queue was full.
     pub fn dropped_events(&self) -> u64 {
         self.dropped_events
+    }
+}
+
+/// The QEMU probe can ask through this client: QEMU's error replies stay replies, every
+/// other failure becomes an I/O error carrying this client's message.
+impl crate::probe::QmpExchange for Qmp {
+    fn execute(
+        &mut self,
+        command: &str,
+        arguments: Option<Value>,
+    ) -> std::io::Result<std::result::Result<Value, crate::probe::QmpErrorReply>> {
+        match Qmp::execute(self, command, arguments.unwrap_or(Value::Null)) {
+            Ok(v) => Ok(Ok(v)),
+            Err(Error::Command { class, desc, .. }) => {
+                Ok(Err(crate::probe::QmpErrorReply { class, desc }))
+            }
+            Err(e) => {
+                let kind = if e.is_timeout() {
+                    ErrorKind::TimedOut
+                } else if matches!(e, Error::Disconnected { .. }) {
+                    ErrorKind::UnexpectedEof
+                } else {
+                    ErrorKind::InvalidData
+                };
+                Err(std::io::Error::new(kind, e.to_string()))
+            }
+        }
     }
 }
 
@@ -600,7 +643,9 @@ mod tests {
             let (a, peer) = pair(move |mut s| {
                 s.write_all(script.as_bytes()).unwrap();
                 if hang {
-                    std::thread::sleep(Duration::from_millis(400));
+                    // Silent until the client gives up and closes (bounded).
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+                    let _ = s.read(&mut [0u8; 64]);
                 }
             });
             let err = Qmp::from_stream(a, &Options::with_timeout(Duration::from_millis(300)))
