@@ -110,6 +110,9 @@ pub enum MdevCommand {
         uuid: String,
         #[command(flatten)]
         ids: Ids,
+        /// Also rewrite its mdevctl definition with the new matrix
+        #[arg(long)]
+        define: bool,
         #[command(flatten)]
         lock: LockArgs,
     },
@@ -119,6 +122,9 @@ pub enum MdevCommand {
         uuid: String,
         #[command(flatten)]
         ids: Ids,
+        /// Also rewrite its mdevctl definition with the new matrix
+        #[arg(long)]
+        define: bool,
         #[command(flatten)]
         lock: LockArgs,
     },
@@ -142,6 +148,8 @@ pub fn app_error(e: vfio::Error) -> AppError {
     use vfio::Error as E;
     let hint = e.hint();
     let err = match &e {
+        // the mdev was changed but its definition could not be written: a failed operation
+        E::Refused { kind: "define", .. } => AppError::failed("define", e.to_string()),
         E::Refused { kind, .. } => AppError::refused(*kind, e.to_string()),
         E::MdevNotFound { .. } => AppError::refused("no-mdev", e.to_string()),
         E::ModuleNotLoaded => AppError::refused("vfio-ap-module", e.to_string()),
@@ -603,12 +611,18 @@ fn mdev(root: &HostRoot, cmd: MdevCommand, out: &Output) -> Result<Exit, AppErro
             print_outcome(out, "created", &o);
             Ok(Exit::Ok)
         }
-        MdevCommand::Assign { uuid, ids, lock: l } => {
-            change(root, &writer, &uuid, ids, &l, true, out)
-        }
-        MdevCommand::Unassign { uuid, ids, lock: l } => {
-            change(root, &writer, &uuid, ids, &l, false, out)
-        }
+        MdevCommand::Assign {
+            uuid,
+            ids,
+            define,
+            lock: l,
+        } => change(root, &writer, &uuid, delta(ids, define), &l, true, out),
+        MdevCommand::Unassign {
+            uuid,
+            ids,
+            define,
+            lock: l,
+        } => change(root, &writer, &uuid, delta(ids, define), &l, false, out),
         MdevCommand::Remove {
             uuid,
             undefine,
@@ -693,20 +707,24 @@ fn mdev(root: &HostRoot, cmd: MdevCommand, out: &Output) -> Result<Exit, AppErro
     }
 }
 
+fn delta(ids: Ids, define: bool) -> MatrixChange {
+    MatrixChange {
+        adapters: ids.adapters,
+        domains: ids.domains,
+        control_domains: ids.control_domains,
+        define,
+    }
+}
+
 fn change(
     root: &HostRoot,
     writer: &HostWriter,
     uuid: &str,
-    ids: Ids,
+    delta: MatrixChange,
     l: &LockArgs,
     assign: bool,
     out: &Output,
 ) -> Result<Exit, AppError> {
-    let delta = MatrixChange {
-        adapters: ids.adapters,
-        domains: ids.domains,
-        control_domains: ids.control_domains,
-    };
     let guard = lock(root, l)?;
     let o = lifecycle::change(root, writer, &guard, uuid, &delta, assign).map_err(app_error)?;
     print_outcome(
