@@ -576,7 +576,10 @@ fn handle(st: &mut FakeState, name: &str, args: &Value) -> Handled {
             // The guest honours the request and shuts down; QEMU then exits.
             st.exited = true;
             let shutdown = json!({"guest": true, "reason": "guest-shutdown"});
-            (Ok(json!({})), vec![("POWERDOWN", json!({})), ("SHUTDOWN", shutdown)])
+            (
+                Ok(json!({})),
+                vec![("POWERDOWN", json!({})), ("SHUTDOWN", shutdown)],
+            )
         }
         other => (
             Err((
