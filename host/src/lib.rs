@@ -8,10 +8,12 @@
 
 pub mod cache;
 pub mod check;
+pub mod dir;
 pub mod error;
 pub mod root;
 pub mod sysfs;
 
 pub use check::{Check, Report, Status};
+pub use dir::HostDir;
 pub use error::{Error, Result};
 pub use root::{Access, HostRoot, Recorder};

@@ -130,12 +130,52 @@ impl HostRoot {
             .read(true)
             .custom_flags(libc_o_nonblock())
             .open(&path)
-            .and_then(|mut f| f.read_to_end(&mut buf));
+            .and_then(|mut f| read_all(&mut f, &mut buf));
         match result {
             Ok(_) => {
                 tracing::debug!(path = %path.display(), bytes = buf.len(), "read");
                 Ok(buf)
             }
+            Err(source) => {
+                tracing::debug!(path = %path.display(), error = %source, "read failed");
+                Err(Error::Read { path, source })
+            }
+        }
+    }
+
+    /// Reads a sysfs attribute that may be absent (`Ok(None)`): like [`HostRoot::read_optional`]
+    /// but with one `read(2)` of a page instead of reading until EOF. A sysfs attribute's
+    /// `show` fills at most one page and a read at offset 0 returns all of it, so a read
+    /// shorter than a page is the whole value; a full page falls back to reading on. Only
+    /// for sysfs attributes (procfs files return short reads before their end).
+    pub fn read_attribute(&self, host_path: impl AsRef<Path>) -> Result<Option<String>> {
+        let path = self.path(&host_path);
+        self.record(&host_path, Access::File);
+        let mut page = [0u8; 4096];
+        let result = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc_o_nonblock())
+            .open(&path)
+            .and_then(|mut f| {
+                let n = loop {
+                    match f.read(&mut page) {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                };
+                let mut buf = page[..n].to_vec();
+                if n == page.len() {
+                    read_all(&mut f, &mut buf)?;
+                }
+                Ok(buf)
+            });
+        match result {
+            Ok(buf) => {
+                tracing::debug!(path = %path.display(), bytes = buf.len(), "read");
+                Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
+            }
+            Err(source) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => {
                 tracing::debug!(path = %path.display(), error = %source, "read failed");
                 Err(Error::Read { path, source })
@@ -245,6 +285,21 @@ impl HostRoot {
     }
 }
 
+/// Reads to EOF without the size probe (`statx` + `lseek`) `read_to_end` does: sysfs
+/// files are small, and with thousands of AP queue attributes the probes are a third of
+/// the system calls.
+fn read_all(f: &mut fs::File, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        match f.read(&mut chunk) {
+            Ok(0) => return Ok(buf.len()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn libc_o_nonblock() -> i32 {
     nix::fcntl::OFlag::O_NONBLOCK.bits()
 }
@@ -278,6 +333,21 @@ mod tests {
             HostRoot::open(&file),
             Err(Error::RootNotDirectory { .. })
         ));
+    }
+
+    #[test]
+    fn attributes_read_whole_also_past_a_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::open(dir.path()).unwrap();
+        fs::write(dir.path().join("a"), "in use\n").unwrap();
+        assert_eq!(
+            root.read_attribute("a").unwrap().as_deref(),
+            Some("in use\n")
+        );
+        let big = "x".repeat(10_000);
+        fs::write(dir.path().join("b"), &big).unwrap();
+        assert_eq!(root.read_attribute("b").unwrap(), Some(big));
+        assert_eq!(root.read_attribute("missing").unwrap(), None);
     }
 
     #[test]

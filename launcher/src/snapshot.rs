@@ -68,8 +68,8 @@ fn read_everything(root: &HostRoot) {
     // The AP picture: the scan reads the bus, every card and queue, every mdev and every
     // mdevctl definition; the VFIO nodes of each mdev are recorded as nodes.
     let scan = vfio::ApScan::read(root);
+    let _ = vfio::checks::all_mdev_checks(root, &scan);
     for m in &scan.mdevs {
-        let _ = vfio::checks::mdev_checks_with(root, &scan, &m.uuid);
         if let Some(node) = vfio::device::cdev_node(m) {
             root.record(node, Access::Node);
         }

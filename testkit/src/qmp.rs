@@ -341,10 +341,12 @@ struct FakeState {
     devices: Vec<FakeDevice>,
     ap_bus: bool,
     clients: Vec<UnixStream>,
+    exited: bool,
 }
 
 /// A small model of QEMU's QMP device handling (qom-list, qom-get, device_add, device_del,
-/// DEVICE_DELETED broadcast), serving any number of clients at once.
+/// DEVICE_DELETED broadcast) and of a guest that honours system_powerdown (POWERDOWN,
+/// SHUTDOWN, then QEMU exits), serving any number of clients at once.
 pub struct FakeQemu {
     _dir: tempfile::TempDir,
     path: PathBuf,
@@ -364,6 +366,7 @@ impl FakeQemu {
             devices,
             ap_bus,
             clients: Vec::new(),
+            exited: false,
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let (st, sp) = (state.clone(), stop.clone());
@@ -420,6 +423,9 @@ fn serve(stream: UnixStream, state: Arc<Mutex<FakeState>>, stop: Arc<AtomicBool>
     };
     {
         let mut st = state.lock().unwrap();
+        if st.exited {
+            return; // QEMU is gone: the connection closes at once
+        }
         let _ = writer.write_all(format!("{}\r\n", greeting(7, 2, 22)).as_bytes());
         if let Ok(w) = stream.try_clone() {
             st.clients.push(w);
@@ -450,16 +456,21 @@ fn serve(stream: UnixStream, state: Arc<Mutex<FakeState>>, stop: Arc<AtomicBool>
             Err((class, desc)) => json!({"error": {"class": class, "desc": desc}, "id": id}),
         };
         let _ = writer.write_all(format!("{reply}\r\n").as_bytes());
-        for ev in events {
-            st.clients.retain_mut(|c| {
-                c.write_all(event_line("DEVICE_DELETED", &ev).as_bytes())
-                    .is_ok()
-            });
+        for (event, data) in events {
+            st.clients
+                .retain_mut(|c| c.write_all(event_line(event, &data).as_bytes()).is_ok());
+        }
+        if st.exited {
+            // QEMU exits after the guest shut down: every monitor connection closes.
+            for c in st.clients.drain(..) {
+                let _ = c.shutdown(std::net::Shutdown::Both);
+            }
+            return;
         }
     }
 }
 
-type Handled = (Result<Value, (String, String)>, Vec<Value>);
+type Handled = (Result<Value, (String, String)>, Vec<(&'static str, Value)>);
 
 fn handle(st: &mut FakeState, name: &str, args: &Value) -> Handled {
     let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
@@ -550,7 +561,7 @@ fn handle(st: &mut FakeState, name: &str, args: &Value) -> Handled {
                     if let Some(id) = d.id {
                         data["device"] = json!(id);
                     }
-                    (Ok(json!({})), vec![data])
+                    (Ok(json!({})), vec![("DEVICE_DELETED", data)])
                 }
                 None => (
                     Err((
@@ -560,6 +571,15 @@ fn handle(st: &mut FakeState, name: &str, args: &Value) -> Handled {
                     vec![],
                 ),
             }
+        }
+        "system_powerdown" => {
+            // The guest honours the request and shuts down; QEMU then exits.
+            st.exited = true;
+            let shutdown = json!({"guest": true, "reason": "guest-shutdown"});
+            (
+                Ok(json!({})),
+                vec![("POWERDOWN", json!({})), ("SHUTDOWN", shutdown)],
+            )
         }
         other => (
             Err((

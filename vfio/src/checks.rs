@@ -6,9 +6,9 @@ use crate::error::normalize_uuid;
 use crate::lifecycle::free_command;
 use crate::mdev::MDEV_TYPE;
 use crate::mdevctl::Start;
-use crate::scan::ApScan;
+use crate::scan::{ApScan, Owner};
 use host::{Check, HostRoot};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The vfio_ap matrix device; it exists exactly when the vfio_ap module is loaded.
 pub const MATRIX_DEVICE: &str = "sys/devices/vfio_ap/matrix";
@@ -41,7 +41,7 @@ pub fn module_loaded(root: &HostRoot) -> Check {
 /// The checks of one mdev: mdev-exists, mdev-type, mdev-matrix, mdev-queues,
 /// mdev-conflicts, mdev-masks, mdev-free, in that order.
 pub fn mdev_checks(root: &HostRoot, uuid: &str) -> Vec<Check> {
-    let scan = ApScan::read(root);
+    let scan = ApScan::read_for_checks(root);
     mdev_checks_with(root, &scan, uuid)
 }
 
@@ -53,8 +53,35 @@ fn list(apqns: &[Apqn]) -> String {
         .join(", ")
 }
 
-/// [`mdev_checks`] on a scan already made (for checking many mdevs).
+/// [`mdev_checks`] on a scan already made (for checking many mdevs); a full
+/// [`ApScan::read`] or an [`ApScan::read_for_checks`].
 pub fn mdev_checks_with(root: &HostRoot, scan: &ApScan, uuid: &str) -> Vec<Check> {
+    checks_inner(root, scan, &scan.owners(), uuid)
+}
+
+/// The checks of every active or defined mdev (active ones first), sharing one owner map.
+pub fn all_mdev_checks(root: &HostRoot, scan: &ApScan) -> Vec<(String, Vec<Check>)> {
+    let owners = scan.owners();
+    let mut uuids: Vec<&str> = scan.mdevs.iter().map(|m| m.uuid.as_str()).collect();
+    let active: BTreeSet<&str> = uuids.iter().copied().collect();
+    uuids.extend(
+        scan.definitions
+            .iter()
+            .map(|d| d.uuid.as_str())
+            .filter(|u| !active.contains(u)),
+    );
+    uuids
+        .into_iter()
+        .map(|u| (u.to_string(), checks_inner(root, scan, &owners, u)))
+        .collect()
+}
+
+fn checks_inner(
+    root: &HostRoot,
+    scan: &ApScan,
+    owners: &BTreeMap<Apqn, Vec<Owner>>,
+    uuid: &str,
+) -> Vec<Check> {
     let mut out = Vec::with_capacity(7);
     let skip_rest = |out: &mut Vec<Check>, why: &str| {
         for id in &MDEV_CHECK_IDS[out.len()..] {
@@ -215,7 +242,6 @@ pub fn mdev_checks_with(root: &HostRoot, scan: &ApScan, uuid: &str) -> Vec<Check
     }
 
     // mdev-conflicts
-    let owners = scan.owners();
     let mut conflicts = Vec::new();
     for q in &m.matrix {
         for o in owners.get(q).into_iter().flatten() {
@@ -239,20 +265,16 @@ pub fn mdev_checks_with(root: &HostRoot, scan: &ApScan, uuid: &str) -> Vec<Check
     }
     // this mdev's own autostart definition against other autostart definitions
     if let Some(d) = scan.definition(&uuid).filter(|d| d.start == Start::Auto) {
-        for other in scan
-            .definitions
-            .iter()
-            .filter(|o| o.uuid != uuid && o.start == Start::Auto)
-        {
-            if scan.mdev(&other.uuid).is_some() {
-                continue; // already reported as active
+        for q in d.apqns() {
+            if m.matrix.contains(&q) {
+                continue; // reported above
             }
-            for q in d.apqns() {
-                if other.apqns().contains(&q) && !m.matrix.contains(&q) {
+            for o in owners.get(&q).into_iter().flatten() {
+                if o.uuid != uuid && !o.active && o.autostart {
                     conflicts.push(format!(
                         "APQN {} of the autostart definition is also in the autostart definition of mdev {}",
                         q.describe(),
-                        other.uuid
+                        o.uuid
                     ));
                 }
             }

@@ -494,6 +494,9 @@ pub struct MatrixChange {
     pub domains: Vec<Apqi>,
     /// Control domains.
     pub control_domains: Vec<Apqi>,
+    /// After the change, (re)write the mdevctl definition with the new matrix (keeping its
+    /// `start`, `manual` for a new one).
+    pub define: bool,
 }
 
 impl MatrixChange {
@@ -578,9 +581,9 @@ pub fn change(
             autostart,
         )?;
     }
-    if scan.definition(&uuid).is_some() {
+    if scan.definition(&uuid).is_some() && !delta.define {
         warnings.push(format!(
-            "mdev {uuid} has an mdevctl definition that still holds the old matrix; it will come back at the next start unless you update it (aplaunch ap mdev create --define --force, or mdevctl modify)"
+            "mdev {uuid} has an mdevctl definition that still holds the old matrix; it will come back at the next start unless you update it (pass --define)"
         ));
     }
     let mut w = Writes {
@@ -647,11 +650,29 @@ pub fn change(
             made.push((what, id));
         }
     }
+    let mut definition = None;
+    if delta.define {
+        let start = scan
+            .definition(&uuid)
+            .map(|d| d.start)
+            .unwrap_or(Start::Manual);
+        let adapters: Vec<Apid> = adapters.iter().copied().collect();
+        let domains: Vec<Apqi> = domains.iter().copied().collect();
+        let controls: Vec<Apqi> = controls.iter().copied().collect();
+        let def = Definition::new(&uuid, start, &adapters, &domains, &controls);
+        let path = mdevctl::write_definition(root, &def, true).map_err(|e| Error::Refused {
+            kind: "define",
+            message: format!("the mdev was changed, but writing its definition failed: {e}"),
+            hint: "fix the cause and run the same command again (the change itself is idempotent)"
+                .into(),
+        })?;
+        definition = Some(path.display().to_string());
+    }
     let after = writer.scan(root);
     Ok(Outcome {
         uuid: uuid.clone(),
         writes: w.done,
-        definition: None,
+        definition,
         guest_matrix_before: mdev.guest_matrix.clone(),
         guest_matrix_after: after.mdev(&uuid).and_then(|m| m.guest_matrix.clone()),
         live,

@@ -455,6 +455,7 @@ fn change_on_an_old_kernel_writes_each_id_and_undoes_on_failure() {
         adapters: vec![Apid(7)],
         domains: vec![Apqi(16), Apqi(171)],
         control_domains: vec![Apqi(5)],
+        ..Default::default()
     };
     e.model.with_state(|s| {
         s.apmask.clear(7);
@@ -520,6 +521,26 @@ fn live_change_on_a_newer_kernel_is_one_ap_config_write() {
         "{:?}",
         out.warnings
     );
+}
+
+#[test]
+fn change_with_define_rewrites_the_definition_keeping_start() {
+    let e = env();
+    let delta = MatrixChange {
+        domains: vec![Apqi(4)],
+        define: true,
+        ..Default::default()
+    };
+    let out = change(&e.root, &e.model, &e.lock, U, &delta, false).unwrap();
+    assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+    assert!(out.definition.unwrap().ends_with(U));
+    let def = crate::mdevctl::read_definition(&e.root, U)
+        .unwrap()
+        .unwrap();
+    assert_eq!(def.start, Start::Auto);
+    assert_eq!(def.adapters, vec![Apid(5)]);
+    assert_eq!(def.domains, vec![Apqi(171)]);
+    assert_eq!(def.control_domains, vec![Apqi(171)]);
 }
 
 #[test]

@@ -176,7 +176,7 @@ impl MdevInfo {
         let driver = root.link_name(format!("{dir}/driver"))?;
         let matrix_text = root.read_string(format!("{dir}/matrix"))?;
         let matrix = parse_matrix(&matrix_text).map_err(|r| format_err("matrix", r))?;
-        let guest_matrix = match root.read_optional(format!("{dir}/guest_matrix"))? {
+        let guest_matrix = match root.read_attribute(format!("{dir}/guest_matrix"))? {
             Some(t) => Some(
                 parse_matrix(&t)
                     .map_err(|r| format_err("guest_matrix", r))?
@@ -184,11 +184,11 @@ impl MdevInfo {
             ),
             None => None,
         };
-        let control_domains = match root.read_optional(format!("{dir}/control_domains"))? {
+        let control_domains = match root.read_attribute(format!("{dir}/control_domains"))? {
             Some(t) => parse_control_domains(&t).map_err(|r| format_err("control_domains", r))?,
             None => Vec::new(),
         };
-        let ap_config = match root.read_optional(format!("{dir}/ap_config"))? {
+        let ap_config = match root.read_attribute(format!("{dir}/ap_config"))? {
             Some(t) => Some(ApConfig::parse(&t).ok_or_else(|| {
                 format_err(
                     "ap_config",

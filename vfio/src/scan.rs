@@ -5,7 +5,7 @@ use crate::ap::{Apid, Apqi, Apqn};
 use crate::mask::Mask;
 use crate::mdev::{MdevInfo, MATRIX_DIR, TYPE_DIR};
 use crate::mdevctl::{Definition, Start, DEFINITIONS_DIR};
-use host::HostRoot;
+use host::{HostDir, HostRoot};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -153,6 +153,47 @@ fn parse_queue_name(name: &str) -> Option<Apqn> {
     name.parse().ok()
 }
 
+/// Reads one queue: its driver, and `status` (vfio_ap; `unassigned` without a read when no
+/// mdev holds it) or `online` (zcrypt).
+fn read_queue(dir: &HostDir, apqn: Apqn, name: &str, assigned: bool) -> (Queue, Option<String>) {
+    let driver = dir.link_name(&format!("{name}/driver")).ok().flatten();
+    let mut problem = None;
+    let (status, online) = if driver.as_deref() == Some("vfio_ap") && !assigned {
+        (Some(QueueStatus::Unassigned), None)
+    } else if driver.as_deref() == Some("vfio_ap") {
+        let status = match dir.read_attribute(&format!("{name}/status")) {
+            Ok(Some(t)) => Some(match host::sysfs::value(&t) {
+                "in use" => QueueStatus::InUse,
+                "assigned" => QueueStatus::Assigned,
+                "unassigned" => QueueStatus::Unassigned,
+                other => QueueStatus::Other(other.to_string()),
+            }),
+            Ok(None) => None,
+            Err(e) => {
+                problem = Some(e.to_string());
+                None
+            }
+        };
+        (status, None)
+    } else if driver.is_some() {
+        (
+            None,
+            flag(dir.read_attribute(&format!("{name}/online")).ok().flatten()),
+        )
+    } else {
+        (None, None)
+    };
+    (
+        Queue {
+            apqn,
+            driver,
+            status,
+            online,
+        },
+        problem,
+    )
+}
+
 fn flag(text: Option<String>) -> Option<bool> {
     match text.as_deref().map(host::sysfs::value) {
         Some("1") => Some(true),
@@ -167,8 +208,29 @@ impl ApScan {
     pub fn read(root: &HostRoot) -> ApScan {
         let mut scan = ApScan::default();
         scan.read_bus(root);
-        scan.read_devices(root);
         scan.read_matrix(root);
+        let assigned = scan.assigned();
+        scan.read_devices(root, None, &assigned);
+        scan.read_definitions(root);
+        scan
+    }
+
+    /// The APQNs in some active mdev's matrix.
+    fn assigned(&self) -> std::collections::BTreeSet<Apqn> {
+        self.mdevs
+            .iter()
+            .flat_map(|m| m.matrix.iter().copied())
+            .collect()
+    }
+
+    /// The scan the checks need, cheaper on big hosts: everything but cards, and of the
+    /// queues only those in some active mdev's matrix (`queues` holds just those).
+    pub fn read_for_checks(root: &HostRoot) -> ApScan {
+        let mut scan = ApScan::default();
+        scan.read_bus(root);
+        scan.read_matrix(root);
+        let wanted = scan.assigned();
+        scan.read_devices(root, Some(&wanted), &wanted);
         scan.read_definitions(root);
         scan
     }
@@ -240,7 +302,23 @@ impl ApScan {
         self.bus = Some(bus);
     }
 
-    fn read_devices(&mut self, root: &HostRoot) {
+    /// Reads cards and queues; with `only`, no cards and only those queues.
+    ///
+    /// The bus's `devices` directory is listed once; attributes are read in the canonical
+    /// device directories `sys/devices/ap/cardXX/XX.YYYY` (the links' targets, which spares
+    /// the kernel a symlink walk per file), falling back to the links when a tree lacks them.
+    /// Big hosts are read by a few threads.
+    ///
+    /// `status` is read only for queues in `assigned` (some active mdev's matrix): for every
+    /// other queue the kernel's `status_show` answers `unassigned` (it says `assigned` or
+    /// `in use` exactly when an mdev's matrix holds the queue), so reading it would only
+    /// cost three system calls per queue on a big host.
+    fn read_devices(
+        &mut self,
+        root: &HostRoot,
+        only: Option<&std::collections::BTreeSet<Apqn>>,
+        assigned: &std::collections::BTreeSet<Apqn>,
+    ) {
         let names = match root.read_dir(AP_DEVICES) {
             Ok(n) => n,
             Err(e) if e.is_not_found() => return,
@@ -249,62 +327,109 @@ impl ApScan {
                 return;
             }
         };
-        for name in names {
-            if let Some(apid) = parse_card_name(&name) {
-                let dir = format!("{AP_DEVICES}/{name}");
-                let card = Card {
-                    apid,
-                    card_type: root
-                        .read_optional(format!("{dir}/type"))
-                        .ok()
-                        .flatten()
-                        .map(|t| host::sysfs::value(&t).to_string()),
-                    hwtype: host::sysfs::read_dec_optional(root, format!("{dir}/hwtype"))
-                        .unwrap_or_else(|e| {
-                            self.problems.push(e.to_string());
-                            None
-                        }),
-                    online: flag(root.read_optional(format!("{dir}/online")).ok().flatten()),
-                    config: flag(root.read_optional(format!("{dir}/config")).ok().flatten()),
-                    driver: root.link_name(format!("{dir}/driver")).ok().flatten(),
-                };
-                self.cards.push(card);
-            } else if let Some(apqn) = parse_queue_name(&name) {
-                let dir = format!("{AP_DEVICES}/{name}");
-                let driver = root.link_name(format!("{dir}/driver")).ok().flatten();
-                let (status, online) = if driver.as_deref() == Some("vfio_ap") {
-                    let status = match root.read_optional(format!("{dir}/status")) {
-                        Ok(Some(t)) => Some(match host::sysfs::value(&t) {
-                            "in use" => QueueStatus::InUse,
-                            "assigned" => QueueStatus::Assigned,
-                            "unassigned" => QueueStatus::Unassigned,
-                            other => QueueStatus::Other(other.to_string()),
-                        }),
-                        Ok(None) => None,
-                        Err(e) => {
-                            self.problem(e);
-                            None
-                        }
-                    };
-                    (status, None)
-                } else if driver.is_some() {
-                    (
-                        None,
-                        flag(root.read_optional(format!("{dir}/online")).ok().flatten()),
-                    )
+        let mut card_dirs: BTreeMap<Apid, String> = BTreeMap::new();
+        let mut queue_names: Vec<(Apqn, String)> = Vec::new();
+        for name in &names {
+            if let Some(apid) = parse_card_name(name) {
+                let canonical = format!("sys/devices/ap/{name}");
+                let dir = if root.is_dir(&canonical) {
+                    canonical
                 } else {
-                    (None, None)
+                    format!("{AP_DEVICES}/{name}")
                 };
-                self.queues.push(Queue {
-                    apqn,
-                    driver,
-                    status,
-                    online,
-                });
+                card_dirs.insert(apid, dir);
+            } else if let Some(apqn) = parse_queue_name(name) {
+                if only.is_some_and(|set| !set.contains(&apqn)) {
+                    continue;
+                }
+                queue_names.push((apqn, name.clone()));
             }
+        }
+        if only.is_none() {
+            for (apid, dir) in &card_dirs {
+                let card = self.read_card(root, *apid, dir);
+                self.cards.push(card);
+            }
+        }
+        // one open directory per card (canonical), the bus's devices directory otherwise
+        let bus_dir = match root.open_dir(AP_DEVICES) {
+            Ok(d) => d,
+            Err(e) => {
+                self.problem(e);
+                return;
+            }
+        };
+        let mut dirs: BTreeMap<Apid, HostDir> = BTreeMap::new();
+        for (apid, dir) in &card_dirs {
+            if dir.starts_with("sys/devices/") {
+                if let Ok(d) = root.open_dir(dir) {
+                    dirs.insert(*apid, d);
+                }
+            }
+        }
+        let jobs: Vec<(Apqn, &HostDir, &str)> = queue_names
+            .iter()
+            .map(|(q, n)| (*q, dirs.get(&q.apid).unwrap_or(&bus_dir), n.as_str()))
+            .collect();
+        let threads = if jobs.len() < 256 {
+            1
+        } else {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .min(4)
+        };
+        let results: Vec<(Queue, Option<String>)> = if threads <= 1 {
+            jobs.iter()
+                .map(|(q, d, n)| read_queue(d, *q, n, assigned.contains(q)))
+                .collect()
+        } else {
+            let chunk = jobs.len().div_ceil(threads);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = jobs
+                    .chunks(chunk)
+                    .map(|part| {
+                        s.spawn(move || {
+                            part.iter()
+                                .map(|(q, d, n)| read_queue(d, *q, n, assigned.contains(q)))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect()
+            })
+        };
+        for (queue, problem) in results {
+            if let Some(p) = problem {
+                self.problems.push(p);
+            }
+            self.queues.push(queue);
         }
         self.cards.sort_by_key(|c| c.apid);
         self.queues.sort_by_key(|q| q.apqn);
+    }
+
+    fn read_card(&mut self, root: &HostRoot, apid: Apid, dir: &str) -> Card {
+        Card {
+            apid,
+            card_type: root
+                .read_optional(format!("{dir}/type"))
+                .ok()
+                .flatten()
+                .map(|t| host::sysfs::value(&t).to_string()),
+            hwtype: host::sysfs::read_dec_optional(root, format!("{dir}/hwtype")).unwrap_or_else(
+                |e| {
+                    self.problems.push(e.to_string());
+                    None
+                },
+            ),
+            online: flag(root.read_attribute(format!("{dir}/online")).ok().flatten()),
+            config: flag(root.read_attribute(format!("{dir}/config")).ok().flatten()),
+            driver: root.link_name(format!("{dir}/driver")).ok().flatten(),
+        }
     }
 
     fn read_matrix(&mut self, root: &HostRoot) {
@@ -399,10 +524,15 @@ impl ApScan {
     /// counts once, as the active mdev.
     pub fn owners(&self) -> BTreeMap<Apqn, Vec<Owner>> {
         let mut map: BTreeMap<Apqn, Vec<Owner>> = BTreeMap::new();
+        let starts: BTreeMap<&str, Start> = self
+            .definitions
+            .iter()
+            .map(|d| (d.uuid.as_str(), d.start))
+            .collect();
+        let active: std::collections::BTreeSet<&str> =
+            self.mdevs.iter().map(|m| m.uuid.as_str()).collect();
         for m in &self.mdevs {
-            let autostart = self
-                .definition(&m.uuid)
-                .is_some_and(|d| d.start == Start::Auto);
+            let autostart = starts.get(m.uuid.as_str()) == Some(&Start::Auto);
             for q in &m.matrix {
                 map.entry(*q).or_default().push(Owner {
                     uuid: m.uuid.clone(),
@@ -412,7 +542,7 @@ impl ApScan {
             }
         }
         for d in &self.definitions {
-            if self.mdev(&d.uuid).is_some() {
+            if active.contains(d.uuid.as_str()) {
                 continue;
             }
             for q in d.apqns() {
@@ -510,6 +640,44 @@ mod tests {
         assert!(owners[&Apqn::new(5, 4)][0].active && owners[&Apqn::new(5, 4)][0].autostart);
         assert!(!scan.in_use(&scan.mdevs[0]));
         assert_eq!(scan.all_domains(), vec![Apqi(4), Apqi(171)]);
+    }
+
+    #[test]
+    fn the_check_scan_reads_only_mdev_queues() {
+        let tree = HostTree::from_example("z16-se");
+        let root = HostRoot::open(tree.path()).unwrap();
+        let full = ApScan::read(&root);
+        let part = ApScan::read_for_checks(&root);
+        assert!(part.cards.is_empty());
+        let apqns: Vec<Apqn> = part.queues.iter().map(|q| q.apqn).collect();
+        assert_eq!(apqns, vec![Apqn::new(5, 4), Apqn::new(5, 0xab)]);
+        assert_eq!(part.queue(Apqn::new(5, 4)), full.queue(Apqn::new(5, 4)));
+        assert_eq!(part.mdevs, full.mdevs);
+        assert_eq!(part.definitions, full.definitions);
+        assert_eq!(part.bus, full.bus);
+    }
+
+    #[test]
+    fn status_is_read_only_for_queues_an_mdev_holds() {
+        let tree = HostTree::from_example("z16-se");
+        let (root, rec) = HostRoot::open(tree.path()).unwrap().with_recorder();
+        let scan = ApScan::read(&root);
+        let paths = rec.paths();
+        let read = |p: &str| paths.contains_key(std::path::Path::new(p));
+        assert!(read("sys/devices/ap/card05/05.0004/status"));
+        assert!(!read("sys/devices/ap/card03/03.00ab/status"));
+        assert_eq!(
+            scan.queue(Apqn::new(3, 0xab)).unwrap().status,
+            Some(QueueStatus::Unassigned)
+        );
+        // a guest runs: the file says so
+        tree.write("sys/devices/ap/card05/05.00ab/status", "in use\n");
+        let scan = ApScan::read(&root);
+        assert_eq!(
+            scan.queue(Apqn::new(5, 0xab)).unwrap().status,
+            Some(QueueStatus::InUse)
+        );
+        assert!(scan.in_use(&scan.mdevs[0]));
     }
 
     #[test]

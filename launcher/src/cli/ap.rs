@@ -110,6 +110,9 @@ pub enum MdevCommand {
         uuid: String,
         #[command(flatten)]
         ids: Ids,
+        /// Also rewrite its mdevctl definition with the new matrix
+        #[arg(long)]
+        define: bool,
         #[command(flatten)]
         lock: LockArgs,
     },
@@ -119,6 +122,9 @@ pub enum MdevCommand {
         uuid: String,
         #[command(flatten)]
         ids: Ids,
+        /// Also rewrite its mdevctl definition with the new matrix
+        #[arg(long)]
+        define: bool,
         #[command(flatten)]
         lock: LockArgs,
     },
@@ -142,6 +148,8 @@ pub fn app_error(e: vfio::Error) -> AppError {
     use vfio::Error as E;
     let hint = e.hint();
     let err = match &e {
+        // the mdev was changed but its definition could not be written: a failed operation
+        E::Refused { kind: "define", .. } => AppError::failed("define", e.to_string()),
         E::Refused { kind, .. } => AppError::refused(*kind, e.to_string()),
         E::MdevNotFound { .. } => AppError::refused("no-mdev", e.to_string()),
         E::ModuleNotLoaded => AppError::refused("vfio-ap-module", e.to_string()),
@@ -253,11 +261,7 @@ fn list(root: &HostRoot, out: &Output) -> Result<Exit, AppError> {
         s.push_str("no AP bus on this host (/sys/bus/ap is missing)\n");
     }
     if !scan.cards.is_empty() {
-        let _ = writeln!(
-            s,
-            "{:<5} {:<7} {:<7} {:<7} DRIVER",
-            "CARD", "TYPE", "HWTYPE", "ONLINE"
-        );
+        s.push_str("CARD  TYPE    HWTYPE  ONLINE  DRIVER\n");
         for c in &scan.cards {
             let _ = writeln!(
                 s,
@@ -272,7 +276,7 @@ fn list(root: &HostRoot, out: &Output) -> Result<Exit, AppError> {
         s.push('\n');
     }
     if !rows.is_empty() {
-        let _ = writeln!(s, "{:<8} {:<10} {:<11} MDEV", "QUEUE", "DRIVER", "STATUS");
+        s.push_str("QUEUE    DRIVER     STATUS      MDEV\n");
         for r in &rows {
             let status = match (&r.queue.status, r.queue.online) {
                 (Some(st), _) => match st {
@@ -494,7 +498,7 @@ struct MdevReport {
 }
 
 fn check(root: &HostRoot, uuid: Option<String>, out: &Output) -> Result<Exit, AppError> {
-    let scan = ApScan::read(root);
+    let scan = ApScan::read_for_checks(root);
     let module = vfio::checks::module_loaded(root);
     if let Some(uuid) = uuid {
         let mut report = Report::new();
@@ -512,23 +516,14 @@ fn check(root: &HostRoot, uuid: Option<String>, out: &Output) -> Result<Exit, Ap
         }
         return Ok(if report.ok { Exit::Ok } else { Exit::Negative });
     }
-    let mut uuids: Vec<String> = scan.mdevs.iter().map(|m| m.uuid.clone()).collect();
-    for d in &scan.definitions {
-        if !uuids.contains(&d.uuid) {
-            uuids.push(d.uuid.clone());
-        }
-    }
     let mut head = Report::new();
     head.push(module);
-    let reports: Vec<MdevReport> = uuids
-        .iter()
-        .map(|u| {
-            let mut r = Report::new();
-            r.extend(vfio::checks::mdev_checks_with(root, &scan, u));
-            MdevReport {
-                uuid: u.clone(),
-                report: r,
-            }
+    let reports: Vec<MdevReport> = vfio::checks::all_mdev_checks(root, &scan)
+        .into_iter()
+        .map(|(uuid, checks)| {
+            let mut report = Report::new();
+            report.extend(checks);
+            MdevReport { uuid, report }
         })
         .collect();
     let ok = head.ok && reports.iter().all(|r| r.report.ok);
@@ -616,12 +611,18 @@ fn mdev(root: &HostRoot, cmd: MdevCommand, out: &Output) -> Result<Exit, AppErro
             print_outcome(out, "created", &o);
             Ok(Exit::Ok)
         }
-        MdevCommand::Assign { uuid, ids, lock: l } => {
-            change(root, &writer, &uuid, ids, &l, true, out)
-        }
-        MdevCommand::Unassign { uuid, ids, lock: l } => {
-            change(root, &writer, &uuid, ids, &l, false, out)
-        }
+        MdevCommand::Assign {
+            uuid,
+            ids,
+            define,
+            lock: l,
+        } => change(root, &writer, &uuid, delta(ids, define), &l, true, out),
+        MdevCommand::Unassign {
+            uuid,
+            ids,
+            define,
+            lock: l,
+        } => change(root, &writer, &uuid, delta(ids, define), &l, false, out),
         MdevCommand::Remove {
             uuid,
             undefine,
@@ -706,20 +707,24 @@ fn mdev(root: &HostRoot, cmd: MdevCommand, out: &Output) -> Result<Exit, AppErro
     }
 }
 
+fn delta(ids: Ids, define: bool) -> MatrixChange {
+    MatrixChange {
+        adapters: ids.adapters,
+        domains: ids.domains,
+        control_domains: ids.control_domains,
+        define,
+    }
+}
+
 fn change(
     root: &HostRoot,
     writer: &HostWriter,
     uuid: &str,
-    ids: Ids,
+    delta: MatrixChange,
     l: &LockArgs,
     assign: bool,
     out: &Output,
 ) -> Result<Exit, AppError> {
-    let delta = MatrixChange {
-        adapters: ids.adapters,
-        domains: ids.domains,
-        control_domains: ids.control_domains,
-    };
     let guard = lock(root, l)?;
     let o = lifecycle::change(root, writer, &guard, uuid, &delta, assign).map_err(app_error)?;
     print_outcome(

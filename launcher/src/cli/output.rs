@@ -121,9 +121,11 @@ impl Output {
 
     /// Prints the one JSON document of a command.
     pub fn json_document<T: Serialize>(&self, value: &T) {
-        let mut stdout = std::io::stdout().lock();
-        let _ = serde_json::to_writer_pretty(&mut stdout, value);
-        let _ = stdout.write_all(b"\n");
+        // One write: stdout is line-buffered, and a big document would otherwise cost one
+        // write(2) per line.
+        let mut buf = serde_json::to_vec_pretty(value).unwrap_or_default();
+        buf.push(b'\n');
+        let _ = std::io::stdout().lock().write_all(&buf);
     }
 
     /// Prints human text on stdout unless `--quiet` or `--json`.
