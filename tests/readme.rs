@@ -8,6 +8,7 @@
 //! and creates the mdev directory when the mdev is created. QEMU is testkit's fake on PATH;
 //! the QMP socket is served by testkit's model of a running guest.
 
+use assert_cmd::cargo::CommandCargoExt;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -331,7 +332,9 @@ fn every_readme_command_runs_as_documented() {
         if create {
             host.kernel_prepares_create();
         }
-        let out = Command::new(assert_cmd::cargo::cargo_bin("aplaunch"))
+        // Through the target's runner when the suite runs emulated (CommandCargoExt does that).
+        let out = Command::cargo_bin("aplaunch")
+            .unwrap()
             .args(&args)
             .env("PATH", &path)
             .env("APLAUNCH_CACHE_DIR", &cache)
