@@ -1,18 +1,12 @@
 //! `aplaunch ap ...` end to end, on the example host and on changed copies of it.
 
-use assert_cmd::Command;
 use serde_json::Value;
 use std::path::Path;
+use testkit::cli::aplaunch;
 use testkit::hosttree::{example_host, workspace_root, HostTree};
 
 const U: &str = "62177883-f1bb-47f0-914d-32a22e3a8804";
 const V: &str = "11111111-2222-4333-8444-555555555555";
-
-fn aplaunch() -> Command {
-    let mut cmd = Command::cargo_bin("aplaunch").unwrap();
-    cmd.env_remove("APLAUNCH_HOST_ROOT").env("NO_COLOR", "1");
-    cmd
-}
 
 /// Runs a command on a host root; returns exit code, stdout, stderr.
 fn run(root: &Path, args: &[&str]) -> (i32, String, String) {

@@ -1,16 +1,10 @@
 //! `aplaunch host snapshot` copies the AP picture: `ap list`, `ap check` and `ap matrix` on
 //! the snapshot give what they give on the host.
 
-use assert_cmd::Command;
 use std::path::Path;
 use testkit::ap::ApHostSpec;
+use testkit::cli::aplaunch;
 use testkit::hosttree::example_host;
-
-fn aplaunch() -> Command {
-    let mut cmd = Command::cargo_bin("aplaunch").unwrap();
-    cmd.env_remove("APLAUNCH_HOST_ROOT").env("NO_COLOR", "1");
-    cmd
-}
 
 fn output(root: &Path, args: &[&str]) -> (i32, String) {
     let out = aplaunch()

@@ -1,14 +1,8 @@
 //! `aplaunch check` against host trees in every state that matters.
 
-use assert_cmd::Command;
 use serde_json::Value;
+use testkit::cli::aplaunch;
 use testkit::hosttree::{example_host, HostTree};
-
-fn aplaunch() -> Command {
-    let mut cmd = Command::cargo_bin("aplaunch").unwrap();
-    cmd.env_remove("APLAUNCH_HOST_ROOT").env("NO_COLOR", "1");
-    cmd
-}
 
 /// Runs `check --json` on a tree; returns the exit code and the document.
 fn check_json(root: &std::path::Path, extra: &[&str]) -> (i32, Value) {

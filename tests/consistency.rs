@@ -2,17 +2,11 @@
 //! failure, with the same error shape), the documented exit codes, `-v` tracing of what is
 //! read, `--quiet`, and colour only on a terminal without NO_COLOR.
 
-use assert_cmd::Command;
 use serde_json::Value;
+use testkit::cli::aplaunch;
 use testkit::hosttree::{example_host, HostTree};
 
 const MDEV: &str = "62177883-f1bb-47f0-914d-32a22e3a8804";
-
-fn aplaunch() -> Command {
-    let mut cmd = Command::cargo_bin("aplaunch").unwrap();
-    cmd.env_remove("APLAUNCH_HOST_ROOT").env("NO_COLOR", "1");
-    cmd
-}
 
 /// Runs a command with `--json` and returns (exit code, the one document on stdout).
 fn json(root: &std::path::Path, args: &[&str]) -> (i32, Value) {

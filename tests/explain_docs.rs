@@ -1,11 +1,7 @@
 //! `aplaunch explain`, `aplaunch man` and `aplaunch completions`.
 
-use assert_cmd::Command;
 use serde_json::Value;
-
-fn aplaunch() -> Command {
-    Command::cargo_bin("aplaunch").unwrap()
-}
+use testkit::cli::aplaunch;
 
 #[test]
 fn explain_an_ultravisor_line() {

@@ -1,15 +1,14 @@
 //! `aplaunch qmp powerdown`: a clean guest shutdown for service managers.
 
-use assert_cmd::Command;
 use launcher::qmp::Qmp;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
+use testkit::cli::aplaunch;
 use testkit::qmp::{RealQemu, Script, ScriptedPeer};
 
 fn powerdown(sock: &Path, timeout: &str) -> (i32, Value) {
-    let out = Command::cargo_bin("aplaunch")
-        .unwrap()
+    let out = aplaunch()
         .args(["--json", "qmp", "powerdown", "--timeout", timeout, "--qmp"])
         .arg(sock)
         .timeout(Duration::from_secs(60))

@@ -1,14 +1,8 @@
 //! `aplaunch host snapshot`: a copy of what aplaunch reads gives the same verdicts.
 
-use assert_cmd::Command;
 use serde_json::Value;
+use testkit::cli::aplaunch;
 use testkit::hosttree::{example_host, HostTree};
-
-fn aplaunch() -> Command {
-    let mut cmd = Command::cargo_bin("aplaunch").unwrap();
-    cmd.env_remove("APLAUNCH_HOST_ROOT");
-    cmd
-}
 
 fn check(root: &std::path::Path, extra: &[&str]) -> (i32, Value) {
     let out = aplaunch()

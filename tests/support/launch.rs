@@ -23,11 +23,4 @@ pub fn z16() -> HostTree {
 }
 
 /// `aplaunch` (through the target's runner when emulated) with a private cache directory.
-pub fn aplaunch(cache: &Path) -> std::process::Command {
-    use assert_cmd::cargo::CommandCargoExt;
-    let mut cmd = std::process::Command::cargo_bin("aplaunch").unwrap();
-    cmd.env("APLAUNCH_CACHE_DIR", cache)
-        .env_remove("APLAUNCH_HOST_ROOT")
-        .env("NO_COLOR", "1");
-    cmd
-}
+pub use testkit::cli::command_with_cache as aplaunch;
