@@ -10,19 +10,11 @@ pub struct HostKeyHash(pub [u8; 32]);
 impl HostKeyHash {
     /// Parses 64 hex digits (one trailing newline allowed, either case).
     pub fn parse(text: &str) -> Result<Self> {
-        let v = host::sysfs::value(text);
         let bad = || Error::HostKeyHash {
             found: host::sysfs::excerpt(text),
         };
-        if v.len() != 64 {
-            return Err(bad());
-        }
-        let mut out = [0u8; 32];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(v.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16)
-                .map_err(|_| bad())?;
-        }
-        Ok(HostKeyHash(out))
+        let bytes = crate::hex::decode(host::sysfs::value(text)).ok_or_else(bad)?;
+        bytes.try_into().map(HostKeyHash).map_err(|_| bad())
     }
 
     /// True for the all-zero hash the kernel prints for unused `keys/all` lines.
@@ -33,7 +25,7 @@ impl HostKeyHash {
 
 impl fmt::Display for HostKeyHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        f.write_str(&crate::hex::encode(&self.0))
     }
 }
 
@@ -62,5 +54,8 @@ mod tests {
         assert!(HostKeyHash::parse(&"g".repeat(64)).is_err());
         assert!(HostKeyHash::parse(&"0".repeat(64)).unwrap().is_zero());
         assert!(HostKeyHash::parse(&"é".repeat(32)).is_err());
+        // from_str_radix would read "+f" as a byte; sysfs never prints a sign
+        assert!(HostKeyHash::parse(&format!("+f{}", "0".repeat(62))).is_err());
+        assert_eq!(HostKeyHash::parse(&"AB".repeat(32)).unwrap().to_string(), "ab".repeat(32));
     }
 }

@@ -9,6 +9,7 @@ pub mod cmdline;
 pub mod cpuinfo;
 pub mod digest;
 pub mod error;
+pub mod hex;
 pub mod hostkey;
 pub mod image;
 pub mod kvm;

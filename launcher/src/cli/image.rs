@@ -8,7 +8,8 @@
 use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
 use clap::{Args, Subcommand};
-use pv::image::{self, hex, SeImage, VerifyOptions};
+use pv::hex;
+use pv::image::{self, SeImage, VerifyOptions};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 

@@ -3,7 +3,8 @@
 use super::header::{Pcf, PCF_BACKUP_KEYS_BIT};
 use super::hostkeys::LabeledHash;
 use super::integrity::StderrProgress;
-use super::{hex, read_host_keys, Integrity, SeImage, Severity, VerifyOptions};
+use super::{read_host_keys, Integrity, SeImage, Severity, VerifyOptions};
+use crate::hex;
 use crate::hostkey::HostKeyHash;
 use crate::readiness::MALFORMED_HINT;
 use crate::uv::UvInfo;

@@ -4,7 +4,7 @@
 //! checked arithmetic and bounded by the bytes actually present.
 
 use super::finding::Finding;
-use super::hex;
+use crate::hex;
 use crate::hostkey::HostKeyHash;
 use serde::Serialize;
 

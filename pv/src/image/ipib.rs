@@ -19,7 +19,7 @@ pub const PAGE: u64 = 0x1000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Component {
     /// First 8 bytes of every page's XTS tweak (component id u16 + 6 random bytes).
-    #[serde(serialize_with = "super::hex::serialize")]
+    #[serde(serialize_with = "crate::hex::serialize")]
     pub tweak_prefix: [u8; 8],
     /// Guest address (= file offset) of the first page.
     pub addr: u64,

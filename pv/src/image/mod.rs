@@ -9,7 +9,6 @@
 pub mod compat;
 pub mod finding;
 pub mod header;
-pub mod hex;
 pub mod hostkeys;
 pub mod integrity;
 pub mod ipib;
@@ -22,6 +21,7 @@ pub use ipib::{Component, Ipib};
 pub use locate::Layout;
 
 use crate::error::{Error, Result};
+use crate::hex;
 use crate::uv::UvInfo;
 use host::Check;
 use locate::{FileSource, LocateProblem, OpenProblem, Source};

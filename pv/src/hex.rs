@@ -1,4 +1,4 @@
-//! Lower-case hex for digests and key material.
+//! Hex for digests, host key hashes and key material: lower case out, either case in.
 
 /// Lower-case hex of `bytes`.
 pub fn encode(bytes: &[u8]) -> String {
