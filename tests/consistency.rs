@@ -181,13 +181,13 @@ fn on_a_terminal(no_color: Option<&str>) -> Option<String> {
         eprintln!("skipped: util-linux `script` is not installed");
         return None;
     }
-    let bin = assert_cmd::cargo::cargo_bin("aplaunch");
-    let runner = std::env::var("CARGO_TARGET_S390X_UNKNOWN_LINUX_GNU_RUNNER")
-        .ok()
-        .filter(|_| cfg!(target_arch = "s390x"));
+    let scratch = tempfile::tempdir().unwrap();
+    let bin = testkit::cli::runnable_path(
+        &assert_cmd::cargo::cargo_bin("aplaunch"),
+        &scratch.path().join("aplaunch"),
+    );
     let command = format!(
-        "{} {} --host-root {} check",
-        runner.unwrap_or_default(),
+        "{} --host-root {} check",
         bin.display(),
         example_host("z16-se").display()
     );

@@ -4,7 +4,6 @@
 
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::Command;
 use testkit::hosttree::{example_host, workspace_root};
 use testkit::qmp::FakeQemu;
 
@@ -21,27 +20,11 @@ fn example_binary() -> PathBuf {
     path
 }
 
-/// The command, through the target's runner when the suite runs emulated (s390x).
-fn command(bin: PathBuf) -> Command {
-    let runner = std::env::var("CARGO_TARGET_S390X_UNKNOWN_LINUX_GNU_RUNNER")
-        .ok()
-        .filter(|_| cfg!(target_arch = "s390x"));
-    match runner {
-        Some(r) => {
-            let mut words = r.split_whitespace();
-            let mut cmd = Command::new(words.next().unwrap());
-            cmd.args(words).arg(bin);
-            cmd
-        }
-        None => Command::new(bin),
-    }
-}
-
 #[test]
 fn plans_a_launch_and_hot_plugs_the_crypto_device() {
     let guest = FakeQemu::start(vec![], true);
     let cache = tempfile::tempdir().unwrap();
-    let out = command(example_binary())
+    let out = testkit::cli::command_for(&example_binary())
         .arg(example_host("z16-se"))
         .arg(workspace_root().join("examples/images/demo-se.img"))
         .arg(guest.socket())

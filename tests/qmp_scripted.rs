@@ -580,26 +580,12 @@ fn the_hotplug_example_script_runs_with_and_without_jq() {
     }
 }
 
-/// A path scripts can run as `aplaunch`: the binary itself, or, when the suite runs under a
-/// target runner (qemu-user for s390x), a wrapper script that starts it through the runner.
+/// A path scripts can run as `aplaunch` (through the target's runner when emulated).
 fn aplaunch_for_scripts(dir: &Path) -> std::path::PathBuf {
-    let bin = assert_cmd::cargo::cargo_bin("aplaunch");
-    let runner = std::env::vars().find(|(k, v)| {
-        k.starts_with("CARGO_TARGET_") && k.ends_with("_RUNNER") && !v.trim().is_empty()
-    });
-    let Some((_, runner)) = runner else {
-        return bin;
-    };
-    let wrapper = dir.join("aplaunch-wrapper");
-    std::fs::write(
-        &wrapper,
-        format!("#!/bin/sh\nexec {runner} '{}' \"$@\"\n", bin.display()),
+    testkit::cli::runnable_path(
+        &assert_cmd::cargo::cargo_bin("aplaunch"),
+        &dir.join("aplaunch-wrapper"),
     )
-    .unwrap();
-    let mut perm = std::fs::metadata(&wrapper).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
-    std::fs::set_permissions(&wrapper, perm).unwrap();
-    wrapper
 }
 
 #[test]

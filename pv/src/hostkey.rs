@@ -56,6 +56,9 @@ mod tests {
         assert!(HostKeyHash::parse(&"é".repeat(32)).is_err());
         // from_str_radix would read "+f" as a byte; sysfs never prints a sign
         assert!(HostKeyHash::parse(&format!("+f{}", "0".repeat(62))).is_err());
-        assert_eq!(HostKeyHash::parse(&"AB".repeat(32)).unwrap().to_string(), "ab".repeat(32));
+        assert_eq!(
+            HostKeyHash::parse(&"AB".repeat(32)).unwrap().to_string(),
+            "ab".repeat(32)
+        );
     }
 }

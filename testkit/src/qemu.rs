@@ -62,29 +62,5 @@ pub fn fake_qemu_binary() -> PathBuf {
 /// (aplaunch) need no binfmt_misc registration. Either way exec keeps the pid.
 pub fn fake_qemu() -> PathBuf {
     let binary = fake_qemu_binary();
-    let runner = if cfg!(target_arch = "s390x") {
-        std::env::var("CARGO_TARGET_S390X_UNKNOWN_LINUX_GNU_RUNNER")
-            .ok()
-            .filter(|r| !r.trim().is_empty())
-    } else {
-        None
-    };
-    let Some(runner) = runner else {
-        return binary;
-    };
-    let script = binary.with_file_name("fake-qemu-via-runner");
-    let text = format!(
-        "#!/bin/sh\nexec {} '{}' \"$@\"\n",
-        runner.trim(),
-        binary.display()
-    );
-    if std::fs::read_to_string(&script).ok().as_deref() != Some(text.as_str()) {
-        use std::os::unix::fs::PermissionsExt;
-        // Written beside and renamed: parallel tests never see a half-written script.
-        let tmp = binary.with_file_name(format!("fake-qemu-via-runner.{}", std::process::id()));
-        std::fs::write(&tmp, &text).unwrap();
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::rename(&tmp, &script).unwrap();
-    }
-    script
+    crate::cli::runnable_path(&binary, &binary.with_file_name("fake-qemu-via-runner"))
 }
