@@ -67,11 +67,13 @@ pub fn probe_qemu(
 }
 
 /// The checks of a launch: host (PV readiness for secure guests, vfio_ap with an mdev),
-/// the mdev, the SE image and QEMU, in that order.
+/// the mdev, the SE image and QEMU, in that order. `scan` is the AP scan the caller already
+/// made for the mdev (it is read here when not given).
 pub fn launch_report(
     root: &HostRoot,
     uv: &pv::UvInfo,
     spec: &VmSpec,
+    scan: Option<&vfio::scan::ApScan>,
     probe: &Result<Probed, ProbeError>,
     no_cache: bool,
 ) -> Report {
@@ -85,10 +87,11 @@ pub fn launch_report(
     }
     if let Some(uuid) = &spec.mdev {
         report.push(vfio::checks::module_loaded(root));
-        report.extend(vfio::checks::mdev_checks(
-            root,
-            &uuid.hyphenated().to_string(),
-        ));
+        let uuid = uuid.hyphenated().to_string();
+        report.extend(match scan {
+            Some(scan) => vfio::checks::mdev_checks_with(root, scan, &uuid),
+            None => vfio::checks::mdev_checks(root, &uuid),
+        });
     }
     if let Some(image) = spec.pv_image() {
         report.extend(image_checks(uv, image, no_cache));

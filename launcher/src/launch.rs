@@ -85,11 +85,14 @@ pub fn plan(root: &HostRoot, spec: VmSpec, options: &LaunchOptions) -> Planned {
     let uv = pv::UvInfo::read(root);
     let probed: Result<Probed, ProbeError> =
         probe_qemu(root, spec.qemu.as_deref(), options.no_cache);
-    let mut report = launch_report(root, &uv, &spec, &probed, options.no_cache);
+    // One AP scan serves the mdev checks and the builder (the mdev's vfio cdev).
+    let scan = spec.mdev.map(|_| vfio::scan::ApScan::read_for_checks(root));
+    let mut report = launch_report(root, &uv, &spec, scan.as_ref(), &probed, options.no_cache);
     let caps = probed.as_ref().ok().map(|p| &p.caps);
     let mdev = spec
         .mdev
-        .and_then(|u| vfio::mdev::MdevInfo::read(root, &u.hyphenated().to_string()).ok());
+        .zip(scan.as_ref())
+        .and_then(|(u, scan)| scan.mdev(&u.hyphenated().to_string()).cloned());
     let facts = host_facts(root, &uv, &spec, mdev.as_ref());
     let binary = match &probed {
         Ok(p) => p.caps.binary.clone(),
