@@ -23,11 +23,15 @@ if [ -z "$V" ] || [ "$V" = "(none)" ]; then
 fi
 echo "ci-setup: Debian Rust for s390x is $V"
 
-apt-get install -y -q --no-install-recommends \
+# QEMU 7.2 from bookworm, all its packages at one version: a machine image may come with a
+# newer qemu-utils (a backport) that Breaks bookworm's qemu-system-common, so pin the
+# version and allow apt to step qemu-utils down to it.
+QV=$(apt-cache policy qemu-system-misc | awk '/Candidate:/ {print $2}')
+apt-get install -y -q --no-install-recommends --allow-downgrades \
     "rustc-web=$V" "cargo-web=$V" "libstd-rust-web-dev=$V" \
-    gcc-s390x-linux-gnu libc6-dev-s390x-cross qemu-user \
-    qemu-system-misc qemu-utils openssl ca-certificates \
-    libssl-dev pkg-config >/dev/null
+    gcc-s390x-linux-gnu libc6-dev-s390x-cross "qemu-user=$QV" \
+    "qemu-system-misc=$QV" "qemu-system-common=$QV" "qemu-utils=$QV" "qemu-block-extra=$QV" \
+    openssl ca-certificates libssl-dev pkg-config >/dev/null
 
 if [ ! -d "$SYSROOT/usr/lib/rustlib/s390x-unknown-linux-gnu/lib" ]; then
     tmp=$(mktemp -d)
