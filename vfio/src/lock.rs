@@ -27,24 +27,13 @@ impl ApLock {
     /// Takes the lock, waiting up to `timeout` while another process holds it.
     pub fn acquire(root: &HostRoot, timeout: Duration) -> Result<ApLock> {
         let path = root.path(LOCK_FILE);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+        // Created inside the host root only; a link, FIFO or device there is refused.
+        if let Some(dir) = std::path::Path::new(LOCK_FILE).parent() {
+            root.create_dir_all(dir, 0o755)?;
         }
         let start = Instant::now();
         loop {
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(|source| Error::Io {
-                    path: path.clone(),
-                    source,
-                })?;
+            let file = root.open_lock_file(LOCK_FILE)?;
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => {
                     tracing::debug!(path = %path.display(), "AP configuration lock taken");
