@@ -569,41 +569,6 @@ impl HostRoot {
             Err(source) => Err(Error::Remove { path, source }),
         }
     }
-
-    /// Opens (creating it with mode 0644 if missing) a lock file aplaunch shares with other
-    /// tools, read-write. A link, FIFO or device at the path is refused.
-    pub fn open_lock_file(&self, host_path: impl AsRef<Path>) -> Result<fs::File> {
-        let rel = Self::relative(&host_path);
-        let path = self.root.join(&rel);
-        let result = self.open_parent_rel(&rel).and_then(|(dir, name)| {
-            let fd = nix::fcntl::openat(
-                &dir,
-                name.as_os_str(),
-                OFlag::O_RDWR
-                    | OFlag::O_CREAT
-                    | OFlag::O_NOFOLLOW
-                    | OFlag::O_NONBLOCK
-                    | OFlag::O_NOCTTY
-                    | OFlag::O_CLOEXEC,
-                Mode::from_bits_truncate(0o644),
-            )
-            .map_err(|e| match e {
-                nix::errno::Errno::ELOOP => {
-                    refused("a symbolic link; a lock file is never followed; refused".into())
-                }
-                e => e.into(),
-            })?;
-            let st = nix::sys::stat::fstat(&fd)?;
-            if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
-                return Err(refused(format!(
-                    "{}, not a regular file; refused",
-                    kind_name(st.st_mode)
-                )));
-            }
-            Ok(fs::File::from(fd))
-        });
-        result.map_err(|source| Error::Create { path, source })
-    }
 }
 
 /// `.NAME.PID.N`: a temporary name next to `name`, unique within this process.
