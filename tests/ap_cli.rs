@@ -208,7 +208,7 @@ fn masks_show_preview_apply_and_refuse() {
     let (code, _, _) = run(tree.path(), &["ap", "masks", "--aqmask", "0-170,172-255"]);
     assert_eq!(code, 0);
     // malformed specs are usage errors
-    for bad in ["+256", "fb", "+010", "0x1g"] {
+    for bad in ["+256", "fb", "0x14", "+08", "0x1g", ""] {
         let (code, doc) = json(tree.path(), &["ap", "masks", "--apmask", bad]);
         assert_eq!(code, 2, "{bad}: {doc}");
         assert_eq!(doc["error"]["kind"], "usage");
@@ -313,7 +313,7 @@ fn mdev_create_refusals_and_usage_errors() {
         .contains("aplaunch ap masks --apmask=-3"));
     let (code, doc) = json(
         tree.path(),
-        &["ap", "mdev", "create", "--adapter", "010", "--domain", "4"],
+        &["ap", "mdev", "create", "--adapter", "08", "--domain", "4"],
     );
     assert_eq!(code, 2, "{doc}");
     assert!(
