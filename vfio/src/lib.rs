@@ -17,6 +17,7 @@ pub mod matrix_view;
 pub mod mdev;
 pub mod mdevctl;
 pub mod model;
+pub mod persistent;
 pub mod scan;
 pub mod write;
 
