@@ -14,7 +14,6 @@ use crate::error::{Error, Result};
 use crate::mask::Mask;
 use host::HostRoot;
 use serde::Serialize;
-use std::io::Write;
 use std::path::PathBuf;
 
 /// The rule file (host path).
@@ -116,39 +115,12 @@ impl PersistentMasks {
     /// Writes the rule atomically (temp file, fsync, rename; mode 0644 as chzdev's file
     /// under the usual umask), or removes it when it sets no mask.
     pub fn write(&self, root: &HostRoot) -> Result<PathBuf> {
-        let target = root.path(RULE_FILE);
-        let io = |path: &PathBuf| {
-            let path = path.clone();
-            move |source| Error::Io { path, source }
-        };
         let Some(text) = self.to_rule() else {
-            match std::fs::remove_file(&target) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&target)(e)),
-                _ => return Ok(target),
-            }
+            root.remove_file(RULE_FILE)?;
+            return Ok(root.path(RULE_FILE));
         };
-        let dir = target.parent().map(PathBuf::from).unwrap_or_default();
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".41-ap.rules.")
-            .tempfile_in(&dir)
-            .map_err(io(&dir))?;
-        tmp.write_all(text.as_bytes()).map_err(io(&target))?;
-        {
-            use std::os::unix::fs::PermissionsExt;
-            tmp.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(0o644))
-                .map_err(io(&target))?;
-        }
-        tmp.as_file().sync_all().map_err(io(&target))?;
-        tmp.persist(&target).map_err(|e| Error::Io {
-            path: target.clone(),
-            source: e.error,
-        })?;
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(target)
+        root.create_dir_all("etc/udev/rules.d", 0o755)?;
+        Ok(root.write_file_atomic(RULE_FILE, text.as_bytes(), 0o644, true)?)
     }
 }
 
