@@ -283,6 +283,21 @@ impl HostRoot {
             }
         }
     }
+
+    /// Opens an existing attribute file for one write (no create, no truncate), for a
+    /// caller that must make the `write(2)` itself, e.g. in a child process because the
+    /// kernel may hold that write indefinitely.
+    pub fn open_for_write(&self, host_path: impl AsRef<Path>) -> Result<fs::File> {
+        let path = self.path(&host_path);
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|source| Error::Write {
+                path,
+                value: String::new(),
+                source,
+            })
+    }
 }
 
 /// Reads to EOF without the size probe (`statx` + `lseek`) `read_to_end` does: sysfs
