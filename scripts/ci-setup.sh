@@ -4,7 +4,8 @@
 # (the MSRV) with the s390x standard library in a private sysroot, the s390x cross linker
 # and qemu-user to run the big-endian test binaries; the system OpenSSL (libssl-dev, which
 # the `openssl` crate links for SHA-2) for the host and, in the same private sysroot, for
-# s390x.
+# s390x; and the AP cooperation peers: Debian's mdevctl and s390-tools' ap-check and
+# util_lockfile (scripts/build-s390-tools.sh).
 set -euo pipefail
 
 SYSROOT=${APLAUNCH_S390X_SYSROOT:-/opt/aplaunch/s390x-sysroot}
@@ -31,7 +32,12 @@ apt-get install -y -q --no-install-recommends --allow-downgrades \
     "rustc-web=$V" "cargo-web=$V" "libstd-rust-web-dev=$V" \
     gcc-s390x-linux-gnu libc6-dev-s390x-cross "qemu-user=$QV" \
     "qemu-system-misc=$QV" "qemu-system-common=$QV" "qemu-utils=$QV" "qemu-block-extra=$QV" \
-    openssl ca-certificates libssl-dev pkg-config >/dev/null
+    openssl ca-certificates libssl-dev pkg-config \
+    gcc make libjson-c-dev mdevctl >/dev/null
+
+# The s390-tools peers of the AP cooperation tests (ap-check, util_lockfile), built from the
+# vendored release tarball into /opt/aplaunch/s390-tools.
+bash "$(dirname "$0")/build-s390-tools.sh"
 
 if [ ! -d "$SYSROOT/usr/lib/rustlib/s390x-unknown-linux-gnu/lib" ]; then
     tmp=$(mktemp -d)

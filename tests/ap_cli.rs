@@ -438,31 +438,57 @@ fn old_kernel_refuses_live_changes() {
 #[test]
 fn a_held_lock_times_out_with_exit_3() {
     let tree = HostTree::from_example("z16-se");
-    let root = host::HostRoot::open(tree.path()).unwrap();
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(root.path("run/lock/s390apconfig.lock"))
-        .unwrap();
-    let _held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).unwrap();
+    let before = tree.read("sys/bus/ap/apmask");
+    // s390-tools' lock: the file exists and holds a live PID (PID 1 of this machine)
+    tree.write("run/lock/s390apconfig.lock", "1\n");
     let (code, doc) = json(
         tree.path(),
         &["ap", "masks", "--apmask=-3", "--lock-timeout", "0"],
     );
     assert_eq!(code, 3);
     assert_eq!(doc["error"]["kind"], "lock");
+    let message = doc["error"]["message"].as_str().unwrap();
     assert!(
-        doc["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("s390apconfig.lock is held"),
+        message.contains("s390apconfig.lock is held by PID 1"),
         "{doc}"
     );
-    assert_eq!(
-        tree.read("sys/bus/ap/apmask"),
-        format!("0xfb{}\n", "f".repeat(62))
+    assert_eq!(tree.read("sys/bus/ap/apmask"), before);
+    assert_eq!(tree.read("run/lock/s390apconfig.lock"), "1\n");
+}
+
+#[test]
+fn a_lock_file_of_garbage_is_explained_and_left_alone() {
+    let tree = HostTree::from_example("z16-se");
+    let before = tree.read("sys/bus/ap/apmask");
+    tree.write("run/lock/s390apconfig.lock", "\u{1}garbage\u{ff}");
+    let (code, doc) = json(
+        tree.path(),
+        &["ap", "masks", "--apmask=-3", "--lock-timeout", "0"],
     );
+    assert_eq!(code, 3, "{doc}");
+    assert_eq!(doc["error"]["kind"], "lock");
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(message.contains("names no PID"), "{doc}");
+    assert!(message.contains("stale 120 s after"), "{doc}");
+    assert_eq!(tree.read("sys/bus/ap/apmask"), before);
+    assert_eq!(
+        tree.read("run/lock/s390apconfig.lock"),
+        "\u{1}garbage\u{ff}"
+    );
+}
+
+#[test]
+fn no_lock_file_is_left_after_a_change() {
+    let tree = HostTree::from_example("z16-se");
+    let (code, doc) = json(tree.path(), &["ap", "masks", "--apmask=-3"]);
+    assert_eq!(code, 0, "{doc}");
+    assert!(!tree.at("run/lock/s390apconfig.lock").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(tree.at("run/lock"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("s390apconfig"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 #[test]

@@ -1,14 +1,33 @@
-//! The AP configuration lock shared with s390-tools: an exclusive `flock` on
-//! `/run/lock/s390apconfig.lock`, held by chzdev, mdevctl's ap-check callout and aplaunch
-//! while they change AP masks or mdevs.
+//! The AP configuration lock shared with s390-tools (chzdev, lszcrypt, mdevctl's ap-check
+//! callout): the file `/run/lock/s390apconfig.lock`, held while it exists.
+//!
+//! The protocol is libutil's `util_lockfile` (s390-tools 2.43.0, `libutil/util_lockfile.c`),
+//! which does not use `flock` at all:
+//! - take: write `"<pid>\n"` into a private temporary file next to the lock
+//!   (`<lock><pid %05d><time & 255 %02x>`), then `link()` it to the lock path; the link
+//!   succeeding is the lock; the temporary name is unlinked again either way;
+//! - held by someone else: read the lock file; the number at its start (C `atoi`) is the
+//!   holder. If `kill(pid, 0)` says no such process, the lock is stale: unlink it and try again
+//!   at once. A lock without a PID (empty, `0`, or not a number) is only stale once its mtime is
+//!   more than 120 s old (its owner may not have written the PID yet); else wait and retry;
+//! - release: unlink the lock file, only if it holds our PID.
+//!
+//! ap-check takes the lock for its parent's PID (mdevctl) in its `pre` callout and releases it
+//! in `post`; libap retries every 30-33 ms, 3000 times. aplaunch retries at the same pace
+//! within `--lock-timeout`, looks the holder's PID and command up in the real `/proc` (the
+//! PID in the file is one of this machine's processes even when the lock lives under a host
+//! tree), and removes the lock on every way out: drop, unwinding, and SIGINT, SIGTERM, SIGHUP
+//! and SIGQUIT (a handler that unlinks it and then lets the signal's previous disposition act).
 
 use crate::error::{Error, Result};
 use host::HostRoot;
-use nix::fcntl::{Flock, FlockArg};
-use std::fs::File;
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The lock file (host path).
 pub const LOCK_FILE: &str = "run/lock/s390apconfig.lock";
@@ -16,11 +35,69 @@ pub const LOCK_FILE: &str = "run/lock/s390apconfig.lock";
 /// Default time to wait for the lock.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Age after which a lock file without a PID is stale (libutil's `WAITPID`).
+pub const NO_PID_STALE_AFTER: Duration = Duration::from_secs(120);
+
+/// Pause between attempts (libap's `AP_LOCK_DELAY_US`; plus up to 3 ms of jitter, as libap).
+const RETRY_DELAY: Duration = Duration::from_millis(30);
+
+/// libutil reads at most this many bytes of the lock file (`BUFSIZE`).
+const READ_LIMIT: usize = 40;
+
+/// The signals on which a held lock is removed before the process ends.
+const RELEASE_SIGNALS: [libc::c_int; 4] =
+    [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+
 /// The held lock; released when dropped.
 #[derive(Debug)]
 pub struct ApLock {
-    _lock: Flock<File>,
     path: PathBuf,
+    pid: i32,
+    guard: Option<SignalGuard>,
+}
+
+/// Who holds the lock, as far as the lock file and `/proc` say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// A live process: its PID and, when readable, its command (`/proc/PID/comm`).
+    Process {
+        /// The PID written in the lock file.
+        pid: i32,
+        /// Its command name.
+        command: Option<String>,
+    },
+    /// The file names no PID (empty, `0` or not a number): stale once it is 120 s old.
+    NoPid {
+        /// The start of the file's content (for the message).
+        content: String,
+        /// How old the file is.
+        age: Duration,
+    },
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Holder::Process { pid, command } => match command {
+                Some(c) => write!(f, "by PID {pid} ({c})"),
+                None => write!(f, "by PID {pid}"),
+            },
+            Holder::NoPid { content, age } => write!(
+                f,
+                "but names no PID (it contains {content:?}, last changed {} s ago; s390-tools and aplaunch treat such a lock as stale {} s after its last change)",
+                age.as_secs(),
+                NO_PID_STALE_AFTER.as_secs()
+            ),
+        }
+    }
+}
+
+/// What one look at an existing lock file found.
+enum Existing {
+    /// Gone, or stale and removed: try again at once.
+    Retry,
+    /// Held: wait.
+    Held(Holder),
 }
 
 impl ApLock {
@@ -33,43 +110,55 @@ impl ApLock {
                 source,
             })?;
         }
+        Self::acquire_path(path, timeout)
+    }
+
+    /// Takes the lock at a full path (the protocol, without the host root).
+    pub fn acquire_path(path: PathBuf, timeout: Duration) -> Result<ApLock> {
+        let pid = std::process::id() as i32;
+        let temp = write_temp(&path, pid)?;
+        let result = Self::link_loop(&path, &temp, pid, timeout);
+        let _ = std::fs::remove_file(&temp);
+        let mut lock = result?;
+        lock.guard = SignalGuard::install(&lock.path, pid);
+        tracing::debug!(path = %lock.path.display(), pid, "AP configuration lock taken");
+        Ok(lock)
+    }
+
+    fn link_loop(path: &Path, temp: &Path, pid: i32, timeout: Duration) -> Result<ApLock> {
         let start = Instant::now();
         loop {
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(|source| Error::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => {
-                    tracing::debug!(path = %path.display(), "AP configuration lock taken");
-                    return Ok(ApLock { _lock: lock, path });
+            match std::fs::hard_link(temp, path) {
+                Ok(()) => {
+                    return Ok(ApLock {
+                        path: path.to_path_buf(),
+                        pid,
+                        guard: None,
+                    })
                 }
-                Err((file, nix::errno::Errno::EWOULDBLOCK)) => {
-                    if start.elapsed() >= timeout {
-                        let holder = holder(root, &file)
-                            .map(|h| format!(" by {h}"))
-                            .unwrap_or_default();
-                        return Err(Error::LockTimeout {
-                            path,
-                            holder,
-                            seconds: timeout.as_secs(),
-                        });
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err((_, errno)) => {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(source) => {
                     return Err(Error::Io {
-                        path,
-                        source: std::io::Error::from_raw_os_error(errno as i32),
+                        path: path.to_path_buf(),
+                        source,
                     })
                 }
             }
+            let holder = match examine(path) {
+                Existing::Retry => continue,
+                Existing::Held(h) => h,
+            };
+            let elapsed = start.elapsed();
+            if elapsed >= timeout {
+                return Err(Error::LockTimeout {
+                    path: path.to_path_buf(),
+                    holder: format!(" {holder}"),
+                    seconds: timeout.as_secs(),
+                });
+            }
+            let jitter =
+                Duration::from_micros(u64::from(pid as u32 ^ elapsed.subsec_nanos()) % 3000);
+            std::thread::sleep((RETRY_DELAY + jitter).min(timeout - elapsed));
         }
     }
 
@@ -77,46 +166,260 @@ impl ApLock {
     pub fn path(&self) -> &PathBuf {
         &self.path
     }
+
+    /// Who holds the lock at `root` now, or `None` when nobody does.
+    pub fn holder(root: &HostRoot) -> Option<Holder> {
+        read_lock(&root.path(LOCK_FILE)).map(|(content, age)| holder_of(&content, age))
+    }
 }
 
-/// `PID 1234 (chzdev)` of the process holding a FLOCK on this file, from `/proc/locks`.
-fn holder(root: &HostRoot, file: &File) -> Option<String> {
-    let meta = file.metadata().ok()?;
-    let locks = root.read_string("proc/locks").ok()?;
-    let pid = holder_pid(&locks, meta.dev(), meta.ino())?;
-    let comm = root
-        .read_string(format!("proc/{pid}/comm"))
-        .ok()
-        .map(|c| c.trim_end().to_string());
-    Some(match comm {
-        Some(c) => format!("PID {pid} ({c})"),
-        None => format!("PID {pid}"),
-    })
-}
-
-/// Finds the PID of a FLOCK on device `dev`, inode `ino` in `/proc/locks` text
-/// (`1: FLOCK  ADVISORY  WRITE 1234 00:19:5678 0 EOF`, device as hex major:minor).
-pub fn holder_pid(locks: &str, dev: u64, ino: u64) -> Option<u32> {
-    let major = nix::sys::stat::major(dev);
-    let minor = nix::sys::stat::minor(dev);
-    for line in locks.lines() {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        // blocked waiters are listed as "1: -> FLOCK ..."
-        if fields.len() < 6 || fields[1] != "FLOCK" {
-            continue;
+impl Drop for ApLock {
+    fn drop(&mut self) {
+        if let Some(guard) = self.guard.take() {
+            guard.uninstall();
         }
-        let mut id = fields[5].split(':');
-        let (Some(ma), Some(mi), Some(i)) = (id.next(), id.next(), id.next()) else {
-            continue;
-        };
-        let ok = u64::from_str_radix(ma, 16).ok() == Some(major)
-            && u64::from_str_radix(mi, 16).ok() == Some(minor)
-            && i.parse::<u64>().ok() == Some(ino);
-        if ok {
-            return fields[4].parse().ok();
+        if !release_if_ours(&self.path, self.pid) {
+            tracing::warn!(
+                path = %self.path.display(),
+                "the AP configuration lock no longer held our PID; left it alone"
+            );
         }
     }
-    None
+}
+
+fn write_temp(path: &Path, pid: i32) -> Result<PathBuf> {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!("{:05}{:02x}", std::process::id(), now & 255));
+    let temp = PathBuf::from(name);
+    let io = |source| Error::Io {
+        path: temp.clone(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&temp)
+        .map_err(io)?;
+    if let Err(e) = file.write_all(format!("{pid}\n").as_bytes()) {
+        let _ = std::fs::remove_file(&temp);
+        return Err(io(e));
+    }
+    Ok(temp)
+}
+
+/// The first bytes of the lock file and its age; `None` when it does not exist.
+fn read_lock(path: &Path) -> Option<(Vec<u8>, Duration)> {
+    let file = std::fs::File::open(path).ok()?;
+    let age = file
+        .metadata()
+        .ok()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .unwrap_or_default();
+    let mut content = Vec::with_capacity(READ_LIMIT);
+    file.take(READ_LIMIT as u64)
+        .read_to_end(&mut content)
+        .ok()?;
+    Some((content, age))
+}
+
+/// libutil's staleness rules; removes a stale lock.
+fn examine(path: &Path) -> Existing {
+    let Some((content, age)) = read_lock(path) else {
+        return Existing::Retry;
+    };
+    match holder_of(&content, age) {
+        Holder::Process { pid, .. } if !pid_exists(pid) => {
+            remove_stale(path, &content);
+            Existing::Retry
+        }
+        Holder::NoPid { age, .. } if age > NO_PID_STALE_AFTER => {
+            remove_stale(path, &content);
+            Existing::Retry
+        }
+        h => Existing::Held(h),
+    }
+}
+
+fn holder_of(content: &[u8], age: Duration) -> Holder {
+    let pid = atoi(content);
+    if pid > 0 {
+        Holder::Process {
+            pid,
+            command: command_of(pid),
+        }
+    } else {
+        Holder::NoPid {
+            content: String::from_utf8_lossy(content).into_owned(),
+            age,
+        }
+    }
+}
+
+/// Removes a stale lock, unless it changed since it was read (someone took it meanwhile).
+fn remove_stale(path: &Path, seen: &[u8]) {
+    if read_lock(path).is_some_and(|(now, _)| now == seen) {
+        tracing::info!(path = %path.display(), content = %String::from_utf8_lossy(seen), "removing a stale AP configuration lock");
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+fn release_if_ours(path: &Path, pid: i32) -> bool {
+    match read_lock(path) {
+        Some((content, _)) if atoi(&content) == pid => std::fs::remove_file(path).is_ok(),
+        Some(_) => false,
+        None => true,
+    }
+}
+
+/// C's `atoi` as glibc does it (`(int) strtol(s, NULL, 10)`): leading white space, a sign,
+/// decimal digits up to the first other byte; 0 when there is no number.
+pub fn atoi(bytes: &[u8]) -> i32 {
+    let mut i = 0;
+    while bytes
+        .get(i)
+        .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+    {
+        i += 1;
+    }
+    let negative = match bytes.get(i) {
+        Some(b'-') => {
+            i += 1;
+            true
+        }
+        Some(b'+') => {
+            i += 1;
+            false
+        }
+        _ => false,
+    };
+    let mut value: i64 = 0;
+    while let Some(d) = bytes.get(i).filter(|b| b.is_ascii_digit()) {
+        value = value.saturating_mul(10).saturating_add(i64::from(d - b'0'));
+        i += 1;
+    }
+    (if negative { -value } else { value }) as i32
+}
+
+/// libutil's `pid_exists`: `kill(pid, 0)`; EPERM counts as alive (another user's process).
+fn pid_exists(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// `comm` of a process of this machine (the real `/proc`, not a host tree).
+fn command_of(pid: i32) -> Option<String> {
+    let mut comm = String::new();
+    std::fs::File::open(format!("/proc/{pid}/comm"))
+        .ok()?
+        .take(64)
+        .read_to_string(&mut comm)
+        .ok()?;
+    Some(comm.trim_end().to_string()).filter(|c| !c.is_empty())
+}
+
+/// What the signal handler needs: the lock path and our `"<pid>\n"`, prepared beforehand
+/// (a handler may not allocate).
+struct Registration {
+    path: CString,
+    pid_line: Vec<u8>,
+}
+
+/// The lock a signal handler must remove. Registrations are leaked on purpose: a handler
+/// running on another thread may still read one after the lock was dropped.
+static REGISTERED: AtomicPtr<Registration> = AtomicPtr::new(std::ptr::null_mut());
+
+/// The previous disposition of each of [`RELEASE_SIGNALS`], restored by a handler before it
+/// re-raises the signal.
+static mut PREVIOUS: [Option<libc::sigaction>; 4] = [None; 4];
+
+/// Handlers installed while a lock is held.
+#[derive(Debug)]
+struct SignalGuard {
+    previous: [Option<libc::sigaction>; 4],
+}
+
+impl SignalGuard {
+    fn install(path: &Path, pid: i32) -> Option<SignalGuard> {
+        let reg = Registration {
+            path: CString::new(path.as_os_str().as_bytes()).ok()?,
+            pid_line: format!("{pid}\n").into_bytes(),
+        };
+        let mut previous = [None; 4];
+        // SAFETY: sigaction with a zeroed, filled-in struct; the handler only uses
+        // async-signal-safe calls. PREVIOUS is written before the handlers are installed
+        // and read only by them.
+        unsafe {
+            for (i, sig) in RELEASE_SIGNALS.iter().enumerate() {
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(*sig, std::ptr::null(), &mut old) == 0 {
+                    previous[i] = Some(old);
+                }
+            }
+            *std::ptr::addr_of_mut!(PREVIOUS) = previous;
+            REGISTERED.store(Box::into_raw(Box::new(reg)), Ordering::SeqCst);
+            for (i, sig) in RELEASE_SIGNALS.iter().enumerate() {
+                // a signal the process ignores stays ignored
+                if previous[i].is_some_and(|o| o.sa_sigaction == libc::SIG_IGN) {
+                    continue;
+                }
+                let mut act: libc::sigaction = std::mem::zeroed();
+                act.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+                libc::sigemptyset(&mut act.sa_mask);
+                libc::sigaction(*sig, &act, std::ptr::null_mut());
+            }
+        }
+        Some(SignalGuard { previous })
+    }
+
+    fn uninstall(self) {
+        // SAFETY: restores the dispositions saved in `install`.
+        unsafe {
+            for (i, sig) in RELEASE_SIGNALS.iter().enumerate() {
+                if let Some(old) = &self.previous[i] {
+                    libc::sigaction(*sig, old, std::ptr::null_mut());
+                }
+            }
+        }
+        REGISTERED.store(std::ptr::null_mut(), Ordering::SeqCst);
+    }
+}
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    let reg = REGISTERED.swap(std::ptr::null_mut(), Ordering::SeqCst);
+    // SAFETY: only open/read/close/unlink/sigaction/raise, all async-signal-safe; `reg` is
+    // a leaked registration, valid forever.
+    unsafe {
+        if let Some(reg) = reg.as_ref() {
+            let fd = libc::open(reg.path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            if fd >= 0 {
+                let mut buf = [0u8; READ_LIMIT];
+                let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+                libc::close(fd);
+                if n > 0 && buf[..n as usize] == reg.pid_line[..] {
+                    libc::unlink(reg.path.as_ptr());
+                }
+            }
+        }
+        let index = RELEASE_SIGNALS.iter().position(|s| *s == sig);
+        let previous = index.and_then(|i| (*std::ptr::addr_of!(PREVIOUS))[i]);
+        match previous {
+            Some(old) => {
+                libc::sigaction(sig, &old, std::ptr::null_mut());
+            }
+            None => {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        libc::raise(sig);
+    }
 }
 
 #[cfg(test)]
@@ -124,47 +427,110 @@ mod tests {
     use super::*;
     use testkit::hosttree::HostTree;
 
-    #[test]
-    fn a_held_lock_times_out_naming_the_holder() {
+    fn tree() -> (HostTree, HostRoot) {
         let tree = HostTree::from_example("z16-se");
         let root = HostRoot::open(tree.path()).unwrap();
-        let held = ApLock::acquire(&root, Duration::ZERO).unwrap();
-        let meta = std::fs::metadata(held.path()).unwrap();
-        let dev = meta.dev();
-        tree.write(
-            "proc/locks",
-            format!(
-                "1: POSIX  ADVISORY  WRITE 99 00:01:1 0 EOF\n2: FLOCK  ADVISORY  WRITE 4242 {:02x}:{:02x}:{} 0 EOF\n",
-                nix::sys::stat::major(dev),
-                nix::sys::stat::minor(dev),
-                meta.ino()
-            ),
-        );
-        tree.write("proc/4242/comm", "chzdev\n");
-        let e = ApLock::acquire(&root, Duration::from_millis(120)).unwrap_err();
-        let msg = e.to_string();
-        assert!(msg.contains("s390apconfig.lock"), "{msg}");
-        assert!(msg.contains("by PID 4242 (chzdev)"), "{msg}");
-        drop(held);
-        ApLock::acquire(&root, Duration::ZERO).unwrap();
+        (tree, root)
     }
 
     #[test]
-    fn unknown_holder_is_not_guessed() {
-        let tree = HostTree::from_example("z16-se");
-        let root = HostRoot::open(tree.path()).unwrap();
-        let _held = ApLock::acquire(&root, Duration::ZERO).unwrap();
-        let e = ApLock::acquire(&root, Duration::ZERO)
+    fn the_lock_is_the_file_with_our_pid_and_goes_away_on_drop() {
+        let (_tree, root) = tree();
+        let held = ApLock::acquire(&root, Duration::ZERO).unwrap();
+        let path = held.path().clone();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+        let dir: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("s390apconfig"))
+            .collect();
+        assert_eq!(dir.len(), 1, "no temporary file left: {dir:?}");
+        assert_eq!(
+            ApLock::holder(&root),
+            Some(Holder::Process {
+                pid: std::process::id() as i32,
+                command: command_of(std::process::id() as i32)
+            })
+        );
+        drop(held);
+        assert!(!path.exists());
+        assert_eq!(ApLock::holder(&root), None);
+    }
+
+    #[test]
+    fn a_live_holder_is_named_and_waited_for_within_the_bound() {
+        let (tree, root) = tree();
+        // PID 1 of this machine is always alive
+        tree.write(LOCK_FILE, "1\n");
+        let e = ApLock::acquire(&root, Duration::from_millis(100))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("is held and was not released"), "{e}");
+        assert!(e.contains("s390apconfig.lock"), "{e}");
+        assert!(e.contains("by PID 1"), "{e}");
+        assert_eq!(
+            tree.read(LOCK_FILE),
+            "1\n",
+            "someone else's lock is untouched"
+        );
     }
 
     #[test]
-    fn proc_locks_parsing() {
-        let text = "1: FLOCK  ADVISORY  WRITE 77 fd:01:12 0 EOF\n1: -> FLOCK  ADVISORY  WRITE 78 fd:01:12 0 EOF\n";
-        let dev = nix::sys::stat::makedev(0xfd, 1);
-        assert_eq!(holder_pid(text, dev, 12), Some(77));
-        assert_eq!(holder_pid(text, dev, 13), None);
+    fn a_dead_holder_is_stale() {
+        let (tree, root) = tree();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        tree.write(LOCK_FILE, format!("{dead}\n"));
+        let held = ApLock::acquire(&root, Duration::ZERO).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(held.path()).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+    }
+
+    #[test]
+    fn a_lock_without_pid_is_stale_only_after_120_s() {
+        let (tree, root) = tree();
+        for content in ["", "0\n", "garbage"] {
+            tree.write(LOCK_FILE, content);
+            let e = ApLock::acquire(&root, Duration::ZERO)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("names no PID"), "{e}");
+            assert_eq!(tree.read(LOCK_FILE), content, "a young lock is left alone");
+            let path = root.path(LOCK_FILE);
+            let old = SystemTime::now() - Duration::from_secs(121);
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+            drop(ApLock::acquire(&root, Duration::ZERO).unwrap());
+            assert!(!path.exists());
+        }
+    }
+
+    #[test]
+    fn a_lock_replaced_by_someone_else_is_not_removed_on_drop() {
+        let (tree, root) = tree();
+        let held = ApLock::acquire(&root, Duration::ZERO).unwrap();
+        tree.write(LOCK_FILE, "1\n");
+        drop(held);
+        assert_eq!(tree.read(LOCK_FILE), "1\n");
+    }
+
+    #[test]
+    fn atoi_reads_like_c() {
+        assert_eq!(atoi(b"1234\n"), 1234);
+        assert_eq!(atoi(b"  42abc"), 42);
+        assert_eq!(atoi(b"+7"), 7);
+        assert_eq!(atoi(b"-7"), -7);
+        assert_eq!(atoi(b"abc"), 0);
+        assert_eq!(atoi(b""), 0);
+        assert_eq!(atoi(b"\n12"), 12);
     }
 }
