@@ -97,12 +97,8 @@ fn prot_virt(root: &HostRoot, uv: &UvInfo) -> Check {
         }
         Err(e) => return Check::skip(ID, e.to_string()),
     };
-    let mut ignored = Vec::new();
-    let cmdline = match root.read_string("proc/cmdline") {
-        Ok(text) => {
-            ignored = cmdline::ignored_disables(&text);
-            cmdline::prot_virt(&text)
-        }
+    let (cmdline, ignored) = match root.read_string("proc/cmdline") {
+        Ok(text) => (cmdline::prot_virt(&text), cmdline::ignored_disables(&text)),
         Err(e) => return Check::fail(
             ID,
             format!("{found}; {e}"),
