@@ -66,7 +66,11 @@ fn a_valid_pvimg_image_parses_and_verifies() {
     assert_eq!(se.findings, vec![]);
     let ipib = se.ipib.as_ref().unwrap();
     assert_eq!(ipib.components.len(), 3);
-    assert_eq!(ipib.components[2].id(), 2);
+    assert_eq!(
+        ipib.components[2].id(),
+        60,
+        "pvimg numbers kernel, ramdisk, cmdline 40, 50, 60"
+    );
     assert_eq!(
         se.verify_integrity(None, &mut NoProgress).unwrap(),
         Integrity::Verified {
@@ -98,26 +102,30 @@ fn a_valid_pvimg_image_parses_and_verifies() {
 }
 
 #[test]
-fn genprotimg_layouts_find_the_ipib_or_say_integrity_is_not_checkable() {
+fn genprotimg_layouts_are_verified_and_only_a_bare_header_skips_integrity() {
     let dir = tempfile::tempdir().unwrap();
     let (_t, uv) = example_uv();
     let spec = ImageSpec {
         layout: testkit::image::Layout::Genprotimg,
         ..ImageSpec::default()
     };
-    let path = write(&dir, "g.img", &build(&spec).bytes);
+    let img = build(&spec);
+    let path = write(&dir, "g.img", &img.bytes);
     let se = SeImage::open(&path).unwrap();
     assert_eq!(se.layout, Layout::Genprotimg);
     assert_eq!(se.ipib.as_ref().unwrap().offset, 0x13000);
+    assert_eq!(se.loader_args.unwrap().offset, 0x126a0);
+    assert_eq!(se.findings, vec![]);
     assert!(checks_for(&uv, &se, &no_cache())
         .iter()
         .all(|c| c.status == Status::Pass));
 
-    let spec = ImageSpec {
-        layout: testkit::image::Layout::GenprotimgNoIpib,
-        ..ImageSpec::default()
-    };
-    let path = write(&dir, "n.img", &build(&spec).bytes);
+    // Without stage3a's argument block the image has no component list: it cannot boot,
+    // and integrity fails instead of being skipped.
+    let mut damaged = img.clone();
+    let args = img.at.loader_args_offset.unwrap() as usize;
+    damaged.bytes[args..args + 24].fill(0);
+    let path = write(&dir, "n.img", &damaged.bytes);
     let se = SeImage::open(&path).unwrap();
     assert!(se.ipib.is_none());
     assert!(matches!(
@@ -125,13 +133,32 @@ fn genprotimg_layouts_find_the_ipib_or_say_integrity_is_not_checkable() {
         Integrity::NotPossible(_)
     ));
     let c = checks_for(&uv, &se, &no_cache());
-    assert_eq!(c[4].status, Status::Skip);
+    assert_eq!(c[0].status, Status::Fail);
+    assert_eq!(c[4].status, Status::Fail);
     assert!(
-        c[4].message.contains("cannot be verified offline"),
+        c[4].message
+            .contains("no stage3a argument block names the SE header at 0x14000"),
         "{}",
         c[4].message
     );
-    assert_eq!(c[0].status, Status::Pass);
+
+    // A file that is nothing but a header: the one layout without a component list.
+    let bare = build(&ImageSpec {
+        layout: testkit::image::Layout::BareHeader,
+        ..ImageSpec::default()
+    });
+    let path = write(&dir, "bare.hdr", &bare.bytes);
+    let se = SeImage::open(&path).unwrap();
+    assert_eq!(se.layout, Layout::BareHeader);
+    let c = checks_for(&uv, &se, &no_cache());
+    assert_eq!(c[0].status, Status::Pass, "{c:?}");
+    assert_eq!(c[4].status, Status::Skip);
+    assert!(
+        c[4].message
+            .contains("carries no loader, no IPIB and no component list"),
+        "{}",
+        c[4].message
+    );
 }
 
 /// What each defect must produce: an open error, a format finding, or an integrity failure.
@@ -297,7 +324,7 @@ fn an_unreadable_file_is_an_io_error() {
 fn the_real_s390_tools_header_parses() {
     let hdr = std::fs::read(assets().join("secure_guest.hdr")).unwrap();
     let se = SeImage::parse_bytes(&hdr, "secure_guest.hdr").unwrap();
-    assert_eq!(se.layout, Layout::Genprotimg);
+    assert_eq!(se.layout, Layout::BareHeader);
     assert_eq!(se.header_offset, 0);
     let h = &se.header;
     assert_eq!(
@@ -369,11 +396,13 @@ fn host_key_verdicts() {
     );
     assert!(c.message.contains(&"11".repeat(32)));
 
+    // Only the backup host key matches: the verdict follows what the ultravisor does
+    // with pcf bit 62 (image) and bit 62 of supp_se_hdr_pcf (host; 300050e3 has it).
     let backup = open(vec![OTHER_HOST_KEY, EXAMPLE_BACKUP_KEY], 0xE0, "backup.img");
     let c = image::compat::host_key(&uv, &backup, None);
-    assert_eq!(c.status, Status::Warn);
+    assert_eq!(c.status, Status::Fail, "{c:?}");
     assert!(
-        c.message.contains("backup-key use needs pcf bit 62"),
+        c.message.contains("does not allow backup host keys (pcf 0xe0 lacks bit 62): the ultravisor would refuse it (RC 0x108 RRC 0x34)"),
         "{}",
         c.message
     );
@@ -381,10 +410,28 @@ fn host_key_verdicts() {
     let c = image::compat::host_key(&uv, &backup62, None);
     assert_eq!(c.status, Status::Warn);
     assert!(
-        c.message
-            .contains("pcf bit 62 (backup host key use) is set"),
+        c.message.contains("so it would accept the image"),
         "{}",
         c.message
+    );
+    tree.write("sys/firmware/uv/query/supp_se_hdr_pcf", "300050e1\n");
+    let c = image::compat::host_key(&uv_of(&tree), &backup62, None);
+    assert_eq!(c.status, Status::Fail);
+    assert!(
+        c.message
+            .contains("lacks bit 62): it would refuse the image (RC 0x106)"),
+        "{}",
+        c.message
+    );
+    tree.remove("sys/firmware/uv/query/supp_se_hdr_pcf");
+    let c = image::compat::host_key(&uv_of(&tree), &backup62, None);
+    assert_eq!(c.status, Status::Warn);
+    assert!(c.message.contains("cannot be decided"), "{}", c.message);
+    // The primary key wins over the backup key whatever the flags.
+    let both = open(vec![EXAMPLE_BACKUP_KEY, EXAMPLE_HOST_KEY], 0xE0, "both.img");
+    assert_eq!(
+        image::compat::host_key(&uv, &both, None).status,
+        Status::Pass
     );
 
     tree.remove("sys/firmware/uv/keys");
@@ -554,25 +601,35 @@ fn checks_report_an_unopenable_image_as_format_failure() {
 }
 
 #[test]
-fn genprotimg_ipib_is_found_without_the_trailer_but_never_guessed() {
-    let spec = ImageSpec {
+fn the_ipib_is_the_one_stage3a_names_never_a_guess() {
+    // A pvimg image whose argument block names another IPIB than the metadata.
+    let mut img = testkit::image::valid();
+    let args = img.at.loader_args_offset.unwrap();
+    let ipib = img.at.ipib_offset.unwrap();
+    img.put_u64(args + 16, ipib + 0x1000 - args);
+    let se = SeImage::parse_bytes(&img.bytes, "args.img").unwrap();
+    let f = se
+        .findings
+        .iter()
+        .find(|f| f.code == "loader-args")
+        .unwrap();
+    assert!(
+        f.message
+            .contains("names the IPIB at 0x19000, the pvimg metadata at 0x18000"),
+        "{}",
+        f.message
+    );
+
+    // A genprotimg image whose block names a header size other than sehs: no block.
+    let mut g = build(&ImageSpec {
         layout: testkit::image::Layout::Genprotimg,
         ..ImageSpec::default()
-    };
-    let mut img = build(&spec);
-    let trailer = (testkit::image::STAGE3A_OFFSET + testkit::image::STAGE3A_LEN - 24) as usize;
-    img.bytes[trailer..trailer + 24].fill(0);
-    let se = SeImage::parse_bytes(&img.bytes, "no-trailer.img").unwrap();
-    assert_eq!(
-        se.ipib.as_ref().unwrap().offset,
-        0x13000,
-        "the page before the header"
-    );
-    // An IPIB there that describes another header is not taken.
-    img.put_u64(0x13000 + 0x78, 0x20000);
-    let se = SeImage::parse_bytes(&img.bytes, "other.img").unwrap();
+    });
+    let args = g.at.loader_args_offset.unwrap();
+    g.put_u64(args + 8, 0x1000);
+    let se = SeImage::parse_bytes(&g.bytes, "size.img").unwrap();
     assert!(se.ipib.is_none());
-    assert!(se.ipib_problem.unwrap().contains("no IPIB found"));
+    assert!(se.findings.iter().any(|f| f.code == "loader-args"));
 }
 
 #[test]

@@ -1,12 +1,16 @@
 //! A test-only Secure Execution image writer, from the documented format (big-endian
-//! throughout): valid images in the pvimg layout (metadata `SeImgLnx` at 0xC000, header,
-//! components, IPIB at the end) and the older genprotimg layout (IPIB a page before the
-//! header, found through stage3a's trailer), plus every broken variant the verifier must
-//! reject ([`Defect`]).
+//! throughout), laid out byte for byte where the real tools put things: the pvimg 2.43
+//! layout (metadata `SeImgLnx` at 0xC000, stage3a's argument block naming the header and
+//! the IPIB, header at 0x14000, components, IPIB at the end with PV version 1 and the
+//! header's address) and the C genprotimg 2.35 layout (IPIB at the page after stage3a,
+//! padded to a page with list length 4096, PV version 0 and header address 0, header one
+//! page later), plus a bare header and every broken variant the verifier must reject
+//! ([`Defect`]). `tests/image.rs` compares this structure with the real images in
+//! `tests/assets/real-se-images/`.
 //!
 //! Component bytes are pseudo-random (real ones are AES-XTS encrypted, which looks the
-//! same to a verifier); the header's PLD, ALD, TLD and nep are computed by the rules, so
-//! a valid image verifies.
+//! same to a verifier), so is the stage3a stand-in; the header's PLD, ALD, TLD and nep
+//! are computed by the rules, so a valid image verifies.
 
 use openssl::hash::{Hasher, MessageDigest};
 use std::io::{self, Cursor, Seek, SeekFrom, Write};
@@ -14,16 +18,19 @@ use std::path::Path;
 
 /// Page size.
 pub const PAGE: u64 = 0x1000;
-/// Where both builders put the SE header in these images.
-pub const HEADER_OFFSET: u64 = 0x14000;
-/// Where genprotimg put the IPIB (one page before the header).
-pub const GENPROTIMG_IPIB_OFFSET: u64 = 0x13000;
 /// The pvimg metadata offset.
 pub const METADATA_OFFSET: u64 = 0xC000;
 /// Where stage3a starts.
 pub const STAGE3A_OFFSET: u64 = 0x10000;
-/// Length of the stub stage3a (its last 24 bytes are the trailer).
-pub const STAGE3A_LEN: u64 = 0x800;
+/// Length of genprotimg 2.35's stage3a.bin (its last 24 bytes are the argument block).
+pub const GENPROTIMG_STAGE3A_LEN: u64 = 0x26b8;
+/// Length of pvimg 2.43's stage3a.bin.
+pub const PVIMG_STAGE3A_LEN: u64 = 0x2c38;
+/// Lowest header offset pvimg uses.
+pub const PVIMG_MIN_HEADER_OFFSET: u64 = 0x14000;
+/// pvimg's tweak prefix id of the first component (kernel 40, ramdisk 50, cmdline 60,
+/// stage3b 70: `rust/pvimg/src/se_img_comps.rs`); genprotimg numbers them from 0.
+pub const PVIMG_FIRST_COMPONENT_ID: u16 = 40;
 
 /// The host key hash of the example host `z16-se` (keys/host_key) and of the s390-tools
 /// test host-key document `host.pem.crt`.
@@ -59,12 +66,12 @@ pub const fn hex32(s: &str) -> [u8; 32] {
 /// Which builder's layout to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
-    /// pvimg: metadata at 0xC000, IPIB after the components.
+    /// pvimg 2.43: metadata at 0xC000, IPIB after the components.
     Pvimg,
-    /// genprotimg: IPIB at 0x13000, referenced by stage3a's trailer.
+    /// C genprotimg 2.35: IPIB in the page after stage3a, header one page later.
     Genprotimg,
-    /// genprotimg layout with no recognisable IPIB (no trailer, nothing at 0x13000).
-    GenprotimgNoIpib,
+    /// Nothing but the SE header (no loader, no IPIB, no components).
+    BareHeader,
 }
 
 /// What to write.
@@ -113,6 +120,8 @@ pub struct Written {
     pub sehs: u64,
     /// IPIB offset, if any.
     pub ipib_offset: Option<u64>,
+    /// Offset of stage3a's argument block, if any.
+    pub loader_args_offset: Option<u64>,
     /// IPIB size, if any.
     pub ipib_size: u64,
     /// (address, length) of each component.
@@ -181,17 +190,31 @@ fn page_up(v: u64) -> u64 {
     v.div_ceil(PAGE) * PAGE
 }
 
-/// The IPIB bytes for these components.
-pub fn ipib_bytes(comps: &[([u8; 8], u64, u64)], hdr_off: u64, sehs: u64) -> Vec<u8> {
+/// The IPIB bytes for these components as the builder of `layout` writes them: pvimg at
+/// its exact length with PV version 1 and the header's address; genprotimg padded to a
+/// page (list length 4096), PV version 0 and header address 0.
+pub fn ipib_bytes(
+    layout: Layout,
+    comps: &[([u8; 8], u64, u64)],
+    hdr_off: u64,
+    sehs: u64,
+) -> Vec<u8> {
     let size = 0x88 + 24 * comps.len();
-    let mut b = vec![0u8; size];
-    b[0..4].copy_from_slice(&(size as u32).to_be_bytes());
+    let genprotimg = layout == Layout::Genprotimg;
+    let list_len = if genprotimg {
+        size.max(PAGE as usize)
+    } else {
+        size
+    };
+    let mut b = vec![0u8; list_len];
+    b[0..4].copy_from_slice(&(list_len as u32).to_be_bytes());
     b[7] = 1;
     b[8..12].copy_from_slice(&(size as u32 - 8).to_be_bytes());
     b[0xC] = 5;
-    b[0x6F] = 1;
+    b[0x6F] = if genprotimg { 0 } else { 1 };
     b[0x74..0x78].copy_from_slice(&(comps.len() as u32).to_be_bytes());
-    b[0x78..0x80].copy_from_slice(&hdr_off.to_be_bytes());
+    let addr = if genprotimg { 0 } else { hdr_off };
+    b[0x78..0x80].copy_from_slice(&addr.to_be_bytes());
     b[0x80..0x88].copy_from_slice(&sehs.to_be_bytes());
     for (i, (tweak, addr, len)) in comps.iter().enumerate() {
         let o = 0x88 + 24 * i;
@@ -207,53 +230,73 @@ pub fn write<W: Write + Seek>(spec: &ImageSpec, out: &mut W) -> io::Result<Writt
     let mut rng = Rng::new(spec.seed);
     let nks = spec.key_hashes.len() as u64;
     let sehs = 0x1A0 + 80 * nks + spec.sea + 16;
-    let hdr_off = HEADER_OFFSET;
+    let stage3a_len = match spec.layout {
+        Layout::Pvimg => PVIMG_STAGE3A_LEN,
+        Layout::Genprotimg => GENPROTIMG_STAGE3A_LEN,
+        Layout::BareHeader => 0,
+    };
+    let loader_end = page_up(STAGE3A_OFFSET + stage3a_len);
+    // genprotimg: the IPIB in the page after stage3a, the header one page later.
+    let hdr_off = match spec.layout {
+        Layout::Pvimg => loader_end.max(PVIMG_MIN_HEADER_OFFSET),
+        Layout::Genprotimg => loader_end + PAGE,
+        Layout::BareHeader => 0,
+    };
     let mut addr = page_up(hdr_off + sehs);
     let mut comps = Vec::new();
     for (i, len) in spec.components.iter().enumerate() {
+        let id = match spec.layout {
+            Layout::Pvimg => PVIMG_FIRST_COMPONENT_ID + 10 * i as u16,
+            _ => i as u16,
+        };
         let mut tweak = [0u8; 8];
-        tweak[..2].copy_from_slice(&(i as u16).to_be_bytes());
+        tweak[..2].copy_from_slice(&id.to_be_bytes());
         tweak[2..].copy_from_slice(&rng.bytes::<6>());
         let len = page_up(*len);
         comps.push((tweak, addr, len));
         addr += len;
     }
     let end_of_components = addr;
-    let ipib = ipib_bytes(&comps, hdr_off, sehs);
+    let ipib = ipib_bytes(spec.layout, &comps, hdr_off, sehs);
     let ipib_off = match spec.layout {
         Layout::Pvimg => Some(end_of_components),
-        Layout::Genprotimg => Some(GENPROTIMG_IPIB_OFFSET),
-        Layout::GenprotimgNoIpib => None,
+        Layout::Genprotimg => Some(loader_end),
+        Layout::BareHeader => None,
     };
+    let loader_args_offset = ipib_off.map(|_| STAGE3A_OFFSET + stage3a_len - 24);
 
-    // The loader part: PSW, metadata, stage3a with its trailer, (genprotimg) IPIB.
+    // The loader part: PSW, metadata, stage3a with its argument block, (genprotimg) IPIB.
     let mut prefix = vec![0u8; hdr_off as usize];
-    prefix[..8].copy_from_slice(&0x0008_0001_8001_1000u64.to_be_bytes());
-    if spec.layout == Layout::Pvimg {
-        let m = METADATA_OFFSET as usize;
-        prefix[m..m + 8].copy_from_slice(b"SeImgLnx");
-        prefix[m + 8..m + 16].copy_from_slice(&hdr_off.to_be_bytes());
-        prefix[m + 16..m + 20].copy_from_slice(&1u32.to_be_bytes());
-        prefix[m + 20..m + 28].copy_from_slice(&ipib_off.unwrap().to_be_bytes());
-    }
-    let s3 = STAGE3A_OFFSET as usize;
-    rng.fill(&mut prefix[s3..s3 + STAGE3A_LEN as usize - 24]);
-    if let Some(ipib_off) = ipib_off {
-        let t = STAGE3A_OFFSET + STAGE3A_LEN - 24;
+    if let (Some(ipib_off), Some(t)) = (ipib_off, loader_args_offset) {
+        prefix[..8].copy_from_slice(&0x0008_0001_8001_1000u64.to_be_bytes());
+        if spec.layout == Layout::Pvimg {
+            let m = METADATA_OFFSET as usize;
+            prefix[m..m + 8].copy_from_slice(b"SeImgLnx");
+            prefix[m + 8..m + 16].copy_from_slice(&hdr_off.to_be_bytes());
+            prefix[m + 16..m + 20].copy_from_slice(&1u32.to_be_bytes());
+            prefix[m + 20..m + 28].copy_from_slice(&ipib_off.to_be_bytes());
+        }
+        let s3 = STAGE3A_OFFSET as usize;
         let tu = t as usize;
+        rng.fill(&mut prefix[s3..tu]);
         prefix[tu..tu + 8].copy_from_slice(&(hdr_off - t).to_be_bytes());
         prefix[tu + 8..tu + 16].copy_from_slice(&sehs.to_be_bytes());
-        prefix[tu + 16..tu + 24].copy_from_slice(&ipib_off.wrapping_sub(t).to_be_bytes());
-    }
-    if spec.layout == Layout::Genprotimg {
-        let o = GENPROTIMG_IPIB_OFFSET as usize;
-        prefix[o..o + ipib.len()].copy_from_slice(&ipib);
+        prefix[tu + 16..tu + 24].copy_from_slice(&(ipib_off - t).to_be_bytes());
+        if spec.layout == Layout::Genprotimg {
+            let o = ipib_off as usize;
+            prefix[o..o + ipib.len()].copy_from_slice(&ipib);
+        }
     }
     out.seek(SeekFrom::Start(0))?;
     out.write_all(&prefix)?;
-    out.write_all(&vec![0u8; (page_up(hdr_off + sehs) - hdr_off) as usize])?;
+    let header_pages = if spec.layout == Layout::BareHeader {
+        sehs
+    } else {
+        page_up(hdr_off + sehs) - hdr_off
+    };
+    out.write_all(&vec![0u8; header_pages as usize])?;
 
-    // Components, hashed as they are written.
+    // Components, hashed as they are written (a bare header only hashes them).
     // SHA-512 by the system's libcrypto, as the verifier computes it.
     let sha512 = || Hasher::new(MessageDigest::sha512()).map_err(io::Error::other);
     let mut pld = sha512()?;
@@ -266,7 +309,9 @@ pub fn write<W: Write + Seek>(spec: &ImageSpec, out: &mut W) -> io::Result<Writt
         while pos < *len {
             let n = (*len - pos).min(buf.len() as u64) as usize;
             rng.fill(&mut buf[..n]);
-            out.write_all(&buf[..n])?;
+            if spec.layout != Layout::BareHeader {
+                out.write_all(&buf[..n])?;
+            }
             pld.update(&buf[..n]).map_err(io::Error::other)?;
             for p in 0..n as u64 / PAGE {
                 ald.update(&(addr + pos + p * PAGE).to_be_bytes())
@@ -314,8 +359,17 @@ pub fn write<W: Write + Seek>(spec: &ImageSpec, out: &mut W) -> io::Result<Writt
         header_offset: hdr_off,
         sehs,
         ipib_offset: ipib_off,
-        ipib_size: ipib.len() as u64,
-        components: comps.iter().map(|(_, a, l)| (*a, *l)).collect(),
+        ipib_size: if ipib_off.is_some() {
+            ipib.len() as u64
+        } else {
+            0
+        },
+        loader_args_offset,
+        components: if spec.layout == Layout::BareHeader {
+            Vec::new()
+        } else {
+            comps.iter().map(|(_, a, l)| (*a, *l)).collect()
+        },
     })
 }
 
@@ -552,7 +606,14 @@ mod tests {
         });
         assert_eq!(&g.bytes[0xC000..0xC008], &[0u8; 8]);
         assert_eq!(g.bytes[0x13000 + 0xC], 5);
+        assert_eq!(g.at.loader_args_offset, Some(0x126a0));
         assert_eq!(g.bytes.len(), 0x18000);
+        let b = build(&ImageSpec {
+            layout: Layout::BareHeader,
+            ..ImageSpec::default()
+        });
+        assert_eq!(b.bytes.len(), 0x280);
+        assert_eq!(&b.bytes[..8], b"IBMSecEx");
         // The same spec gives the same bytes.
         assert_eq!(valid().bytes, p.bytes);
     }

@@ -927,18 +927,22 @@ fn remove_never_waits_unbounded_on_any_generation() {
     }
 }
 
-/// A `remove` attribute whose write blocks like the kernel's: a FIFO whose buffer is full
-/// (the test holds the reading end and does not read until it lets go).
-struct BlockingRemove {
+/// A file whose writes block like the kernel's `remove` while a guest holds the mdev: a
+/// FIFO whose buffer is full (the test holds the reading end and reads only when it lets
+/// go). Host trees cannot hold one as an attribute (the host root opens regular files
+/// only), so the bounded write is tested on the fd itself.
+struct BlockingFile {
     reader: std::fs::File,
+    writer: Option<std::fs::File>,
+    _dir: tempfile::TempDir,
 }
 
-impl BlockingRemove {
-    fn new(tree: &HostTree, uuid: &str) -> Self {
+impl BlockingFile {
+    fn new() -> Self {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let path = tree.at(&a(uuid, "remove"));
-        std::fs::remove_file(&path).ok();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("remove");
         nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let reader = std::fs::OpenOptions::new()
             .read(true)
@@ -952,10 +956,16 @@ impl BlockingRemove {
             .unwrap();
         let chunk = [b'x'; 4096];
         while filler.write(&chunk).is_ok() {}
-        BlockingRemove { reader }
+        // a blocking writer: its next write waits for room
+        let writer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        BlockingFile {
+            reader,
+            writer: Some(writer),
+            _dir: dir,
+        }
     }
 
-    /// Drains the FIFO until the blocked writer's bytes came through.
+    /// Drains the FIFO until the blocked writer's byte came through.
     fn release(mut self) -> Vec<u8> {
         use std::io::Read;
         let mut all = Vec::new();
@@ -978,34 +988,24 @@ impl BlockingRemove {
 }
 
 #[test]
-fn a_real_blocking_write_is_bounded_and_completes_later() {
-    let e = env();
-    let blocking = BlockingRemove::new(&e.tree, U);
-    let w = Recording::new(HostWriter::new(&e.root));
-    let req = RemoveRequest {
-        timeout: Duration::from_millis(300),
-        ..rm(U, true, false)
-    };
-    let err = kernel(remove(&e.root, &w, &e.lock, &req).unwrap_err());
-    assert_eq!(err.errno, Some(libc::ETIMEDOUT));
-    assert!(err.message.contains("stays pending"), "{}", err.message);
-    // the lock is released by its owner as usual; the write is still pending in the
-    // child: once the reader lets go the byte arrives
+fn a_blocking_write_is_bounded_and_completes_later() {
+    let mut blocking = BlockingFile::new();
+    let file = blocking.writer.take().unwrap();
+    let err = crate::write::write_file_bounded(file, b"1", Duration::from_millis(300)).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ETIMEDOUT));
+    // the child still waits in the kernel: once the reader lets go the byte arrives
     assert!(blocking.release().ends_with(b"1"));
 }
 
 #[test]
 fn a_bounded_write_reports_the_errno_of_a_refused_write() {
     let e = env();
+    // a file open for reading only: write(2) answers EBADF, from the child
+    let file = std::fs::File::open(e.tree.at(&a(U, "remove"))).unwrap();
+    let err = crate::write::write_file_bounded(file, b"1", Duration::from_secs(5)).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EBADF));
+    // through the host root: the attribute gets the bytes
     let w = HostWriter::new(&e.root);
-    std::fs::remove_file(e.tree.at(&a(U, "remove"))).unwrap();
-    std::fs::create_dir(e.tree.at(&a(U, "remove"))).unwrap();
-    let err = w
-        .write_bounded(&a(U, "remove"), b"1", Duration::from_secs(5))
-        .unwrap_err();
-    assert_eq!(err.raw_os_error(), Some(libc::EISDIR));
-    std::fs::remove_dir(e.tree.at(&a(U, "remove"))).unwrap();
-    e.tree.write(&a(U, "remove"), "");
     w.write_bounded(&a(U, "remove"), b"1", Duration::from_secs(5))
         .unwrap();
     assert_eq!(e.tree.read(&a(U, "remove")), "1");

@@ -62,77 +62,87 @@ impl SysfsWriter for HostWriter {
         self.root.write(path, value).map_err(io_error)
     }
 
-    /// Makes the write in a child process and waits for its answer at most `timeout`.
-    ///
-    /// Not a thread: a thread blocked in vfio_unregister_group_dev cannot be killed (after
-    /// a signal the kernel goes on waiting uninterruptibly), and the process could not exit
-    /// while it waits. A child can be left behind: when the bound runs out it goes on
-    /// waiting in the kernel, the removal completes once QEMU releases the device, and the
-    /// child then exits (init reaps it once this process is gone).
+    /// Opens the attribute through the host root and makes the write with
+    /// [`write_file_bounded`].
     fn write_bounded(&self, path: &str, value: &[u8], timeout: Duration) -> io::Result<()> {
         let file = self.root.open_for_write(path).map_err(io_error)?;
-        let (answer_rx, answer_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-        // SAFETY: the child only makes async-signal-safe calls (write, _exit) on memory
-        // prepared before the fork.
-        match unsafe { nix::unistd::fork() }? {
-            nix::unistd::ForkResult::Child => {
-                let fd = file.as_raw_fd();
-                // SAFETY: plain system calls on open fds and a live buffer.
-                unsafe {
-                    let n = libc::write(fd, value.as_ptr().cast(), value.len());
-                    let code: i32 = if n < 0 {
-                        *libc::__errno_location()
-                    } else if n as usize != value.len() {
-                        libc::EIO
-                    } else {
-                        0
-                    };
-                    let bytes = code.to_ne_bytes();
-                    libc::write(answer_tx.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
-                    libc::_exit(0);
+        let r = write_file_bounded(file, value, timeout);
+        match &r {
+            Ok(()) => {
+                tracing::info!(path, value = %String::from_utf8_lossy(value).trim_end(), "wrote")
+            }
+            Err(e) => tracing::info!(path, error = %e, "write refused or still blocked"),
+        }
+        r
+    }
+}
+
+/// Makes one `write(2)` of `value` to `file` in a child process and waits for its answer at
+/// most `timeout`; then fails with [`timed_out`].
+///
+/// Not a thread: a thread blocked in vfio_unregister_group_dev cannot be killed (after a
+/// signal the kernel goes on waiting uninterruptibly), and the process could not exit while
+/// it waits. A child can be left behind: when the bound runs out it goes on waiting in the
+/// kernel, the write completes once QEMU releases the device, and the child then exits
+/// (init reaps it once this process is gone).
+pub fn write_file_bounded(file: std::fs::File, value: &[u8], timeout: Duration) -> io::Result<()> {
+    let (answer_rx, answer_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    // SAFETY: the child only makes async-signal-safe calls (write, _exit) on memory
+    // prepared before the fork.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => {
+            let fd = file.as_raw_fd();
+            // SAFETY: plain system calls on open fds and a live buffer.
+            unsafe {
+                let n = libc::write(fd, value.as_ptr().cast(), value.len());
+                let code: i32 = if n < 0 {
+                    *libc::__errno_location()
+                } else if n as usize != value.len() {
+                    libc::EIO
+                } else {
+                    0
+                };
+                let bytes = code.to_ne_bytes();
+                libc::write(answer_tx.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
+                libc::_exit(0);
+            }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(answer_tx);
+            drop(file);
+            let deadline = std::time::Instant::now() + timeout;
+            let mut fds = [nix::poll::PollFd::new(
+                answer_rx.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+                match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
+                    Ok(0) if left.is_zero() => {
+                        tracing::warn!(
+                            pid = child.as_raw(),
+                            "write still blocked in the kernel; its process waits on"
+                        );
+                        return Err(timed_out());
+                    }
+                    Ok(0) => continue,
+                    Ok(_) => break,
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(e.into()),
                 }
             }
-            nix::unistd::ForkResult::Parent { child } => {
-                drop(answer_tx);
-                drop(file);
-                let deadline = std::time::Instant::now() + timeout;
-                let mut fds = [nix::poll::PollFd::new(
-                    answer_rx.as_fd(),
-                    nix::poll::PollFlags::POLLIN,
-                )];
-                loop {
-                    let left = deadline.saturating_duration_since(std::time::Instant::now());
-                    let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
-                    match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
-                        Ok(0) if left.is_zero() => {
-                            tracing::warn!(
-                                path,
-                                pid = child.as_raw(),
-                                "write still blocked in the kernel; its process waits on"
-                            );
-                            return Err(timed_out());
-                        }
-                        Ok(0) => continue,
-                        Ok(_) => break,
-                        Err(nix::errno::Errno::EINTR) => continue,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                let mut bytes = [0u8; 4];
-                let n = nix::unistd::read(&answer_rx, &mut bytes)?;
-                let _ = nix::sys::wait::waitpid(child, None);
-                if n != bytes.len() {
-                    return Err(io::Error::other(
-                        "the writing process died without an answer",
-                    ));
-                }
-                match i32::from_ne_bytes(bytes) {
-                    0 => {
-                        tracing::info!(path, value = %String::from_utf8_lossy(value).trim_end(), "wrote");
-                        Ok(())
-                    }
-                    errno => Err(io::Error::from_raw_os_error(errno)),
-                }
+            let mut bytes = [0u8; 4];
+            let n = nix::unistd::read(&answer_rx, &mut bytes)?;
+            let _ = nix::sys::wait::waitpid(child, None);
+            if n != bytes.len() {
+                return Err(io::Error::other(
+                    "the writing process died without an answer",
+                ));
+            }
+            match i32::from_ne_bytes(bytes) {
+                0 => Ok(()),
+                errno => Err(io::Error::from_raw_os_error(errno)),
             }
         }
     }

@@ -164,7 +164,11 @@ pub fn render(img: &SeImage) -> String {
         let _ = writeln!(s, "                  unknown bits (MSB-0): {unknown:?}");
     }
     let _ = writeln!(s, "  encrypted pages {} (nep)", h.nep);
-    let _ = writeln!(s, "  encrypted area  {} bytes (sea)", h.sea);
+    let _ = writeln!(
+        s,
+        "  encrypted area  {} bytes (sea), {} bytes stored",
+        h.sea, h.encrypted_area_size
+    );
     let _ = writeln!(s, "  key slots       {} (nks)", h.nks);
     for (i, k) in h.key_slots.iter().enumerate() {
         let _ = writeln!(s, "    {i:<3} {}", k.phkh);
@@ -183,6 +187,19 @@ pub fn render(img: &SeImage) -> String {
     let _ = writeln!(s, "  PLD             {}", hex::encode(&h.pld));
     let _ = writeln!(s, "  ALD             {}", hex::encode(&h.ald));
     let _ = writeln!(s, "  TLD             {}", hex::encode(&h.tld));
+    let _ = writeln!(s, "  GCM tag         {}", hex::encode(&h.tag));
+    match &img.loader_args {
+        Some(a) => {
+            let _ = writeln!(
+                s,
+                "  stage3a args    at {:#x}: header {:#x}+{:#x}, IPIB {:#x}",
+                a.offset, a.hdr_addr, a.hdr_size, a.ipib_addr
+            );
+        }
+        None => {
+            let _ = writeln!(s, "  stage3a args    none naming this header");
+        }
+    }
     match &img.ipib {
         Some(i) => {
             let _ = writeln!(

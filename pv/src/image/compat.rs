@@ -192,11 +192,6 @@ pub fn host_key_from(
     host_keys: Option<(&Path, Result<&Vec<LabeledHash>, &crate::Error>)>,
 ) -> Check {
     let in_slots = |h: &HostKeyHash| img.header.key_slots.iter().any(|s| s.phkh == *h);
-    let backup_note = if img.header.pcf.has(PCF_BACKUP_KEYS_BIT) {
-        "pcf bit 62 (backup host key use) is set, so the ultravisor accepts it"
-    } else {
-        "backup-key use needs pcf bit 62 (backup host key use allowed), which this image does not set: the ultravisor rejects it (RC 0x108 RRC 0x34)"
-    };
     if let Some((file, hashes)) = host_keys {
         let hashes = match hashes {
             Ok(h) => h,
@@ -249,11 +244,7 @@ pub fn host_key_from(
         );
     }
     if let Some(h) = keys.backup_host_key.filter(|h| in_slots(h)) {
-        return Check::warn(
-            ID_HOST_KEY,
-            format!("only the backup host key matches a key slot (keys/backup_host_key {h}); {backup_note}"),
-            "rebuild the image with this host's current host-key document as well",
-        );
+        return backup_key_verdict(uv, img, h);
     }
     if let Some(h) = keys.all.iter().find(|h| in_slots(h)) {
         return Check::pass(
@@ -273,6 +264,53 @@ pub fn host_key_from(
         ),
         "rebuild the image with this host's host-key document (pvimg create -k HOSTKEY.crt); otherwise the ultravisor rejects it (RC 0x108 RRC 0x05)",
     )
+}
+
+/// The verdict for an image whose only matching key slot is this host's backup host key.
+///
+/// The ultravisor unpacks such an image only when the image allows backup host keys
+/// (pcf bit 62: `pvimg create --enable-backup-keys`, genprotimg `--x-pcf`) and the
+/// ultravisor offers that flag (bit 62 of `query/supp_se_hdr_pcf`); otherwise it refuses
+/// the image (RC 0x108 RRC 0x34, or RC 0x106 for the unsupported flag). The verdict fails
+/// exactly when it would refuse, warns when it would accept (backup host keys are a
+/// temporary arrangement), and says so when it cannot be decided.
+fn backup_key_verdict(uv: &UvInfo, img: &SeImage, h: HostKeyHash) -> Check {
+    let matched =
+        format!("only this host's backup host key matches a key slot (keys/backup_host_key {h})");
+    let rebuild = "rebuild the image with this host's current host-key document (pvimg create -k HOSTKEY.crt)";
+    if !img.header.pcf.has(PCF_BACKUP_KEYS_BIT) {
+        return Check::fail(
+            ID_HOST_KEY,
+            format!(
+                "{matched}, but the image does not allow backup host keys (pcf {:#x} lacks bit 62): the ultravisor would refuse it (RC 0x108 RRC 0x34)",
+                img.header.pcf.0
+            ),
+            format!("{rebuild}, or with --enable-backup-keys if the backup key is meant to be used"),
+        );
+    }
+    match &uv.supp_se_hdr_pcf {
+        Ok(Some(supp)) if Pcf(*supp).has(PCF_BACKUP_KEYS_BIT) => Check::warn(
+            ID_HOST_KEY,
+            format!(
+                "{matched}; the image allows backup host keys (pcf bit 62) and this ultravisor offers them (supp_se_hdr_pcf {supp:x}), so it would accept the image"
+            ),
+            format!("backup host keys are meant for a transition: {rebuild} as well"),
+        ),
+        Ok(Some(supp)) => Check::fail(
+            ID_HOST_KEY,
+            format!(
+                "{matched}; the image allows backup host keys (pcf bit 62), but this ultravisor does not offer them (supp_se_hdr_pcf {supp:x} lacks bit 62): it would refuse the image (RC 0x106)"
+            ),
+            rebuild.to_string(),
+        ),
+        Ok(None) | Err(_) => Check::warn(
+            ID_HOST_KEY,
+            format!(
+                "{matched}; the image allows backup host keys (pcf bit 62), but whether this ultravisor offers them is unknown (query/supp_se_hdr_pcf unreadable), so acceptance cannot be decided here"
+            ),
+            rebuild.to_string(),
+        ),
+    }
 }
 
 /// `image-integrity`: PLD/ALD/TLD/nep recomputed (or a cached verification).
@@ -313,10 +351,13 @@ pub fn integrity(img: &SeImage, options: &VerifyOptions) -> Check {
                 "the image was changed or damaged after it was built; copy it again or rebuild it with genprotimg/pvimg",
             )
         }
+        // Only a file that is nothing but a header has no component list by design; every
+        // boot image either builder makes has one, so a missing one is damage.
         Ok(Integrity::NotPossible(reason)) => match img.layout {
-            super::Layout::Genprotimg if img.ipib.is_none() => {
-                Check::skip(ID_INTEGRITY, format!("{p}: integrity cannot be verified offline: {reason}"))
-            }
+            super::Layout::BareHeader => Check::skip(
+                ID_INTEGRITY,
+                format!("{p}: integrity not checkable: {reason}"),
+            ),
             _ => Check::fail(ID_INTEGRITY, format!("{p}: integrity cannot be verified: {reason}"), REBUILD),
         },
         Err(e) => Check::fail(ID_INTEGRITY, e.to_string(), e.hint().unwrap_or(REBUILD)),

@@ -187,6 +187,15 @@ pub struct SeHeader {
     pub tld: [u8; 64],
     /// The key slots that fit in the header (normally `nks` of them).
     pub key_slots: Vec<KeySlot>,
+    /// The encrypted area as stored (after the key slots, before the tag; `sea` bytes in
+    /// a consistent header).
+    #[serde(serialize_with = "hex::serialize")]
+    pub encrypted_area: Vec<u8>,
+    /// Size of the encrypted area as stored, in bytes.
+    pub encrypted_area_size: u64,
+    /// The AES-256-GCM tag over the header (its last 16 bytes).
+    #[serde(serialize_with = "hex::serialize")]
+    pub tag: [u8; TAG_SIZE],
 }
 
 /// Why a header could not be parsed at all.
@@ -212,7 +221,7 @@ impl std::fmt::Display for HeaderError {
         match self {
             HeaderError::Truncated { needed, present } => write!(
                 f,
-                "truncated in the SE header: it needs {needed} bytes, only {present} are in the file"
+                "truncated in the SE header: it needs {needed} bytes, only {present} are in the file; the ultravisor would refuse the incomplete header as corrupt (RC 0x10a)"
             ),
             HeaderError::BadMagic => write!(f, "no IBMSecEx magic"),
             HeaderError::TooSmall(s) => write!(
@@ -364,6 +373,8 @@ pub fn parse(bytes: &[u8]) -> Result<(SeHeader, Vec<Finding>), HeaderError> {
             }
         })
         .collect();
+    let tag_at = sehs as usize - TAG_SIZE;
+    let encrypted_area = b[(FIXED_SIZE + count * KEY_SLOT_SIZE).min(tag_at)..tag_at].to_vec();
     Ok((
         SeHeader {
             version,
@@ -380,6 +391,9 @@ pub fn parse(bytes: &[u8]) -> Result<(SeHeader, Vec<Finding>), HeaderError> {
             ald: arr(b, 0x120),
             tld: arr(b, 0x160),
             key_slots,
+            encrypted_area_size: encrypted_area.len() as u64,
+            encrypted_area,
+            tag: arr(b, tag_at),
         },
         findings,
     ))

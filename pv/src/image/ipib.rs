@@ -2,6 +2,12 @@
 //!
 //! It lists the encrypted components (tweak prefix, guest address, length) and where the
 //! SE header is; integrity verification walks exactly these components.
+//!
+//! The two s390-tools builders fill it in differently ([`IpibStyle`]): pvimg (2.36+)
+//! writes the block at its real length with the header's address and PV version 1; the C
+//! genprotimg (up to 2.35, `genprotimg/src/pv/pv_ipib.c`) pads the block to one page and
+//! says so in the list header's length, leaves the PV version byte 0, and leaves the
+//! header address 0 because its stage3a loader stores the address at boot.
 
 use super::finding::Finding;
 use serde::Serialize;
@@ -14,6 +20,42 @@ pub const COMPONENT_SIZE: usize = 24;
 pub const PBT_PV: u8 = 5;
 /// Page size of encrypted components.
 pub const PAGE: u64 = 0x1000;
+
+/// Which builder's conventions an IPIB follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpibStyle {
+    /// pvimg: exact length, PV version 1, `pv_hdr_addr` = the header's offset.
+    Pvimg,
+    /// C genprotimg: length one page, PV version 0, `pv_hdr_addr` 0 (set by stage3a).
+    Genprotimg,
+}
+
+impl IpibStyle {
+    /// The list header length this builder writes for an IPIB of `size` bytes.
+    pub fn list_len(self, size: u64) -> u64 {
+        match self {
+            IpibStyle::Pvimg => size,
+            IpibStyle::Genprotimg => size.max(PAGE),
+        }
+    }
+
+    /// The PV block version byte this builder writes.
+    pub fn pv_version(self) -> u8 {
+        match self {
+            IpibStyle::Pvimg => 1,
+            IpibStyle::Genprotimg => 0,
+        }
+    }
+
+    /// The `pv_hdr_addr` this builder writes for a header at `hdr_off`.
+    pub fn hdr_addr(self, hdr_off: u64) -> u64 {
+        match self {
+            IpibStyle::Pvimg => hdr_off,
+            IpibStyle::Genprotimg => 0,
+        }
+    }
+}
 
 /// One encrypted component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -42,17 +84,21 @@ impl Component {
 /// A parsed IPIB.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Ipib {
+    /// Whose conventions it is checked against.
+    pub style: IpibStyle,
     /// File offset of the IPIB.
     pub offset: u64,
     /// IPIB header length field.
     pub len: u32,
     /// IPIB header version (1).
     pub hdr_version: u8,
+    /// Whether the reserved bytes (and, for genprotimg, the padding to the page) are 0.
+    pub reserved_zero: bool,
     /// PV block length field.
     pub pv_len: u32,
     /// Parameter block type (5 = PV).
     pub pbt: u8,
-    /// PV block version (1).
+    /// PV block version (pvimg 1, genprotimg 0).
     pub pv_version: u8,
     /// Number of components.
     pub num_comp: u32,
@@ -83,13 +129,22 @@ pub fn declared_size(fixed: &[u8]) -> Option<(u32, u64)> {
 }
 
 impl Ipib {
-    /// Parses an IPIB found at file offset `offset`; `bytes` must hold its whole declared
-    /// size (see [`declared_size`]); returns `None` when it does not.
-    pub fn parse(bytes: &[u8], offset: u64) -> Option<Ipib> {
+    /// Parses an IPIB found at file offset `offset` written by the builder of `style`;
+    /// `bytes` must hold its whole declared size (see [`declared_size`]; for genprotimg
+    /// also the padding up to the list length, as far as the file has it); returns `None`
+    /// when it does not.
+    pub fn parse(bytes: &[u8], offset: u64, style: IpibStyle) -> Option<Ipib> {
         let (n, size) = declared_size(bytes)?;
         if (bytes.len() as u64) < size {
             return None;
         }
+        let size = size as usize;
+        // Reserved: list header flags and reserved bytes (4..7), the PV block's bytes
+        // between pbt and the version (0x0D..0x6F), and after the version (0x70..0x74).
+        let reserved_zero = bytes[4..7].iter().all(|&b| b == 0)
+            && bytes[0x0D..0x6F].iter().all(|&b| b == 0)
+            && bytes[0x70..0x74].iter().all(|&b| b == 0)
+            && bytes[size..].iter().all(|&b| b == 0);
         let components = (0..n as usize)
             .map(|i| {
                 let o = FIXED_SIZE + i * COMPONENT_SIZE;
@@ -101,9 +156,11 @@ impl Ipib {
             })
             .collect();
         Some(Ipib {
+            style,
             offset,
             len: be32(bytes, 0),
             hdr_version: bytes[7],
+            reserved_zero,
             pv_len: be32(bytes, 8),
             pbt: bytes[0xC],
             pv_version: bytes[0x6F],
@@ -112,12 +169,6 @@ impl Ipib {
             pv_hdr_size: be64(bytes, 0x80),
             components,
         })
-    }
-
-    /// Whether this looks like a PV IPIB describing the header at `hdr_off` of `sehs`
-    /// bytes (used to recognise the IPIB of older genprotimg images, never to guess).
-    pub fn describes(&self, hdr_off: u64, sehs: u32) -> bool {
-        self.pbt == PBT_PV && self.pv_hdr_addr == hdr_off && self.pv_hdr_size == u64::from(sehs)
     }
 
     /// Total encrypted pages, or `None` on overflow.
@@ -131,12 +182,20 @@ impl Ipib {
     pub fn findings(&self, hdr_off: u64, sehs: u32, nep: u64, file_size: u64) -> Vec<Finding> {
         let mut out = Vec::new();
         let fixable = "the image is corrupt or was changed after it was built; rebuild it with genprotimg/pvimg";
+        // What stage3a's diag 308 does with an IPIB it cannot use.
+        let at_boot = "stage3a's diag 308 would refuse it (\"Protected boot setup has failed\")";
+        let style = match self.style {
+            IpibStyle::Pvimg => "pvimg",
+            IpibStyle::Genprotimg => "genprotimg",
+        };
         let size = FIXED_SIZE as u64 + u64::from(self.num_comp) * COMPONENT_SIZE as u64;
-        if u64::from(self.len) != size || u64::from(self.pv_len) + 8 != size {
+        let list_len = self.style.list_len(size);
+        if u64::from(self.len) != list_len || u64::from(self.pv_len) + 8 != size || size > list_len
+        {
             out.push(Finding::fail(
                 "ipib-length",
                 format!(
-                    "IPIB at {:#x}: lengths {} / {} do not match {} components ({size} / {} bytes)",
+                    "IPIB at {:#x}: lengths {} / {} do not match {} components (a {style} IPIB has {list_len} / {} bytes): {at_boot}",
                     self.offset,
                     self.len,
                     self.pv_len,
@@ -146,33 +205,52 @@ impl Ipib {
                 fixable,
             ));
         }
+        if !self.reserved_zero {
+            out.push(Finding::fail(
+                "ipib-reserved",
+                format!(
+                    "IPIB at {:#x}: reserved bytes{} are not 0, which neither genprotimg nor pvimg writes",
+                    self.offset,
+                    if self.style == IpibStyle::Genprotimg { " or the padding to the page" } else { "" }
+                ),
+                fixable,
+            ));
+        }
         if self.pbt != PBT_PV {
             out.push(Finding::fail(
                 "ipib-pbt",
                 format!(
-                    "IPIB at {:#x}: parameter block type {} is not 5 (PV)",
+                    "IPIB at {:#x}: parameter block type {} is not 5 (PV): {at_boot}",
                     self.offset, self.pbt
                 ),
                 fixable,
             ));
         }
-        if self.hdr_version != 1 || self.pv_version != 1 {
+        if self.hdr_version != 1 || self.pv_version != self.style.pv_version() {
             out.push(Finding::fail(
                 "ipib-version",
                 format!(
-                    "IPIB at {:#x}: versions {} / {} are not 1",
-                    self.offset, self.hdr_version, self.pv_version
+                    "IPIB at {:#x}: versions {} / {} are not 1 / {} as {style} writes them",
+                    self.offset,
+                    self.hdr_version,
+                    self.pv_version,
+                    self.style.pv_version()
                 ),
                 fixable,
             ));
         }
-        if self.pv_hdr_addr != hdr_off {
+        let want_addr = self.style.hdr_addr(hdr_off);
+        if self.pv_hdr_addr != want_addr {
+            let why = match self.style {
+                IpibStyle::Pvimg => format!("the SE header's offset {hdr_off:#x}"),
+                IpibStyle::Genprotimg => {
+                    "0 (genprotimg leaves it to stage3a, which stores the header's address at boot)"
+                        .to_string()
+                }
+            };
             out.push(Finding::fail(
                 "ipib-hdr-addr",
-                format!(
-                    "IPIB pv_hdr_addr {:#x} is not the SE header's offset {hdr_off:#x}",
-                    self.pv_hdr_addr
-                ),
+                format!("IPIB pv_hdr_addr {:#x} is not {why}", self.pv_hdr_addr),
                 fixable,
             ));
         }
@@ -189,7 +267,7 @@ impl Ipib {
         if self.components.is_empty() {
             out.push(Finding::fail(
                 "ipib-components",
-                "the IPIB lists no component",
+                "the IPIB lists no component: stage3a's diag 308 would refuse it (\"Protected boot setup has failed\")",
                 fixable,
             ));
         }
@@ -211,7 +289,7 @@ impl Ipib {
                 end => out.push(Finding::fail(
                     "component-truncated",
                     format!(
-                        "{name} ends at {} beyond the end of the file ({file_size} bytes): the image is truncated in a component",
+                        "{name} ends at {} beyond the end of the file ({file_size} bytes): the image is truncated in a component; its missing pages would load as zeros and the ultravisor would reject the image (RC 0x102 RRC 0x1b, PLD)",
                         end.map_or_else(|| "more than 2^64".to_string(), |e| format!("{e:#x}"))
                     ),
                     "copy the image again completely (compare its size with the original)",
@@ -248,7 +326,7 @@ impl Ipib {
             p => out.push(Finding::fail(
                 "nep",
                 format!(
-                    "the IPIB's components hold {} pages, the header's nep says {nep}",
+                    "the IPIB's components hold {} pages, the header's nep says {nep}: the ultravisor would reject the image (RC 0x102 RRC 0x1d)",
                     p.map_or_else(|| "more than 2^64".to_string(), |p| p.to_string())
                 ),
                 "the image is corrupt; the ultravisor rejects it with RC 0x102 RRC 0x1d; rebuild it",
@@ -289,10 +367,37 @@ mod tests {
     #[test]
     fn a_good_ipib_has_no_findings() {
         let b = ipib(&[(0x15000, 0x2000), (0x17000, 0x1000)], (0x14000, 0x280));
-        let i = Ipib::parse(&b, 0x18000).unwrap();
+        let i = Ipib::parse(&b, 0x18000, IpibStyle::Pvimg).unwrap();
         assert_eq!(i.components[1].id(), 1);
-        assert!(i.describes(0x14000, 0x280));
         assert_eq!(i.findings(0x14000, 0x280, 3, 0x19000), vec![]);
+    }
+
+    #[test]
+    fn genprotimg_conventions_are_its_own() {
+        // As genprotimg 2.35 writes it: list length one page, PV version 0, header
+        // address 0, zero padding to the page.
+        let mut b = ipib(&[(0x15000, 0x2000), (0x17000, 0x1000)], (0, 0x280));
+        b[0..4].copy_from_slice(&(PAGE as u32).to_be_bytes());
+        b[0x6F] = 0;
+        b.resize(PAGE as usize, 0);
+        let i = Ipib::parse(&b, 0x13000, IpibStyle::Genprotimg).unwrap();
+        assert_eq!(i.findings(0x14000, 0x280, 3, 0x18000), vec![]);
+        // The same bytes read as a pvimg IPIB break three of its rules.
+        let p = Ipib::parse(&b, 0x13000, IpibStyle::Pvimg).unwrap();
+        let f = codes(&p.findings(0x14000, 0x280, 3, 0x18000));
+        assert!(
+            ["ipib-length", "ipib-version", "ipib-hdr-addr"]
+                .iter()
+                .all(|c| f.contains(c)),
+            "{f:?}"
+        );
+        let mut padded = b.clone();
+        padded[0x800] = 1;
+        let i = Ipib::parse(&padded, 0x13000, IpibStyle::Genprotimg).unwrap();
+        assert_eq!(
+            codes(&i.findings(0x14000, 0x280, 3, 0x18000)),
+            ["ipib-reserved"]
+        );
     }
 
     #[test]
@@ -305,7 +410,7 @@ mod tests {
             ],
             (0x13000, 0x200),
         );
-        let i = Ipib::parse(&b, 0x18000).unwrap();
+        let i = Ipib::parse(&b, 0x18000, IpibStyle::Pvimg).unwrap();
         let f = codes(&i.findings(0x14000, 0x280, 9, 0x19000));
         for c in [
             "ipib-hdr-addr",
@@ -319,7 +424,7 @@ mod tests {
         }
         let mut short = b.clone();
         short.truncate(FIXED_SIZE + 10);
-        assert_eq!(Ipib::parse(&short, 0), None);
+        assert_eq!(Ipib::parse(&short, 0, IpibStyle::Pvimg), None);
         assert_eq!(declared_size(&short), Some((3, FIXED_SIZE as u64 + 72)));
     }
 }

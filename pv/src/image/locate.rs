@@ -2,12 +2,13 @@
 //!
 //! The header is found the way the s390-tools builders lay it out: the pvimg metadata
 //! (`SeImgLnx` at 0xC000) names it, else the page-aligned offsets 0..=0x14000 are scanned
-//! for `IBMSecEx`. The IPIB comes from the metadata, or for older genprotimg images from
-//! stage3a's trailer or the page before the header, accepted only when it describes
-//! exactly this header.
+//! for `IBMSecEx`. The IPIB comes from the metadata (pvimg), or for C genprotimg images
+//! from stage3a's argument block ([`super::loader`]), which is also where the loader finds
+//! it at boot.
 
 use super::header::{self, HeaderError};
-use super::ipib::{self, Ipib};
+use super::ipib::{self, Ipib, IpibStyle};
+use super::loader;
 use serde::Serialize;
 use std::fs::File;
 use std::io;
@@ -40,16 +41,30 @@ pub enum Layout {
         /// IPIB offset from the metadata.
         ipib_off: u64,
     },
-    /// Older genprotimg: no metadata; the header was found by scanning.
+    /// C genprotimg (s390-tools up to 2.35): no metadata; the header was found by
+    /// scanning, the IPIB through stage3a's argument block.
     Genprotimg,
+    /// A bare SE header (the file starts with `IBMSecEx`): no loader, no IPIB, no
+    /// components. Not bootable; only its header can be checked.
+    #[serde(rename = "bare-header")]
+    BareHeader,
 }
 
 impl Layout {
-    /// `pvimg` or `genprotimg`.
+    /// `pvimg`, `genprotimg` or `bare-header`.
     pub fn name(&self) -> &'static str {
         match self {
             Layout::Pvimg { .. } => "pvimg",
             Layout::Genprotimg => "genprotimg",
+            Layout::BareHeader => "bare-header",
+        }
+    }
+
+    /// The IPIB conventions of this layout's builder.
+    pub fn ipib_style(&self) -> IpibStyle {
+        match self {
+            Layout::Pvimg { .. } => IpibStyle::Pvimg,
+            Layout::Genprotimg | Layout::BareHeader => IpibStyle::Genprotimg,
         }
     }
 }
@@ -232,8 +247,12 @@ pub fn locate<S: Source + ?Sized>(src: &S) -> Result<Located, LocateProblem> {
             prefix.get(off as usize..off as usize + 8) == Some(header::MAGIC.as_slice())
         });
         match found {
+            Some(0) => (Layout::BareHeader, 0, true),
             Some(off) => (Layout::Genprotimg, off, true),
             None => {
+                if let Some(reason) = truncated_before_header(src)? {
+                    return Err(LocateProblem::Invalid(reason));
+                }
                 let what = if prefix.starts_with(b"\x7fELF") {
                     " (it is an ELF file: a plain kernel?)"
                 } else if size < 0x1000 {
@@ -250,7 +269,7 @@ pub fn locate<S: Source + ?Sized>(src: &S) -> Result<Located, LocateProblem> {
     let fixed = src.read_at_most(hdr_off, header::FIXED_SIZE)?;
     if fixed.len() < header::FIXED_SIZE {
         return Err(LocateProblem::Invalid(format!(
-            "truncated in the SE header: the header at {hdr_off:#x} needs at least {} bytes, the file ends after {}",
+            "truncated in the SE header: the header at {hdr_off:#x} needs at least {} bytes, the file ends after {}; the ultravisor would refuse the incomplete header as corrupt (RC 0x10a)",
             header::FIXED_SIZE,
             fixed.len()
         )));
@@ -281,15 +300,21 @@ pub fn locate<S: Source + ?Sized>(src: &S) -> Result<Located, LocateProblem> {
     })
 }
 
-/// Reads and parses an IPIB at `off`; `Err` says why there is none there.
-pub fn read_ipib<S: Source + ?Sized>(src: &S, off: u64) -> Result<Ipib, String> {
+/// Reads and parses an IPIB at `off` written by the builder of `style`; `Err` says why
+/// there is none there.
+pub fn read_ipib<S: Source + ?Sized>(src: &S, off: u64, style: IpibStyle) -> Result<Ipib, String> {
     let size = src.size();
     let fixed = src
         .read_at_most(off, ipib::FIXED_SIZE)
         .map_err(|e| e.to_string())?;
+    if fixed.is_empty() {
+        return Err(format!(
+            "truncated: the file ends at {size:#x}, before the IPIB at {off:#x}, so the component list is missing and the last component is cut short or gone; the ultravisor would reject the image (RC 0x102, nep or PLD)"
+        ));
+    }
     if fixed.len() < ipib::FIXED_SIZE {
         return Err(format!(
-            "truncated in the IPIB: the IPIB at {off:#x} needs {} bytes, the file ({size} bytes) has {}",
+            "truncated in the IPIB: the IPIB at {off:#x} needs {} bytes, the file ({size} bytes) has {}; stage3a would hand the ultravisor a partial component list and it would reject the image (RC 0x102, nep or PLD)",
             ipib::FIXED_SIZE,
             fixed.len()
         ));
@@ -300,46 +325,42 @@ pub fn read_ipib<S: Source + ?Sized>(src: &S, off: u64) -> Result<Ipib, String> 
             "the IPIB at {off:#x} claims {n} components ({need} bytes), an absurd count"
         ));
     }
+    // genprotimg pads the block to a page: read the padding too, as far as it goes.
     let bytes = src
-        .read_at_most(off, need as usize)
+        .read_at_most(off, style.list_len(need) as usize)
         .map_err(|e| e.to_string())?;
     if (bytes.len() as u64) < need {
         return Err(format!(
-            "truncated in the IPIB: the IPIB at {off:#x} with {n} components needs {need} bytes, the file has {} from there",
+            "truncated in the IPIB: the IPIB at {off:#x} with {n} components needs {need} bytes, the file has {} from there; stage3a would hand the ultravisor a partial component list and it would reject the image (RC 0x102, nep or PLD)",
             bytes.len()
         ));
     }
-    Ok(Ipib::parse(&bytes, off).expect("whole IPIB read"))
+    Ok(Ipib::parse(&bytes, off, style).expect("whole IPIB read"))
 }
 
-/// Finds the IPIB of an image without metadata, only where the image itself says it is:
-/// stage3a's trailer (a triple pointing back at this header) or the page before the
-/// header, and only when it describes exactly this header.
-pub fn find_genprotimg_ipib<S: Source + ?Sized>(src: &S, hdr_off: u64, sehs: u32) -> Option<Ipib> {
-    let accept = |off: u64| {
-        read_ipib(src, off)
-            .ok()
-            .filter(|i| i.describes(hdr_off, sehs))
+/// For a file without any SE header: if stage3a's argument block names a header (and an
+/// IPIB) beyond the end of the file, the image was truncated; says where.
+fn truncated_before_header<S: Source + ?Sized>(src: &S) -> io::Result<Option<String>> {
+    let size = src.size();
+    let plausible = |a: &loader::LoaderArgs| {
+        a.hdr_addr % ipib::PAGE == 0
+            && a.ipib_addr % ipib::PAGE == 0
+            && a.hdr_addr >= size
+            && a.hdr_size > header::FIXED_SIZE as u64
+            && a.hdr_size <= u64::from(header::MAX_HEADER_SIZE)
     };
-    if hdr_off > STAGE3A {
-        let region = src
-            .read_at_most(STAGE3A, (hdr_off - STAGE3A).min(0x10000) as usize)
-            .ok()?;
-        let mut pos = 0usize;
-        while pos + 24 <= region.len() {
-            let at = STAGE3A + pos as u64;
-            let h = be64(&region, pos);
-            let s = be64(&region, pos + 8);
-            let i = be64(&region, pos + 16);
-            if at.wrapping_add(h) == hdr_off && s == u64::from(sehs) {
-                if let Some(found) = accept(at.wrapping_add(i)) {
-                    return Some(found);
-                }
-            }
-            pos += 8;
-        }
-    }
-    hdr_off.checked_sub(0x1000).and_then(accept)
+    let Some(a) = loader::find(src, size.min(SCAN_END), plausible)? else {
+        return Ok(None);
+    };
+    let area = if a.ipib_addr < a.hdr_addr && size > a.ipib_addr {
+        format!("inside the IPIB at {:#x}, before", a.ipib_addr)
+    } else {
+        "before".to_string()
+    };
+    Ok(Some(format!(
+        "truncated: the file ends at {size:#x}, {area} the SE header at {:#x} ({} bytes) that stage3a's argument block at {:#x} names; without the header the ultravisor would reject the image as corrupt (RC 0x10a)",
+        a.hdr_addr, a.hdr_size, a.offset
+    )))
 }
 
 /// Identity of an opened file for the verification cache.

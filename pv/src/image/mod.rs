@@ -12,12 +12,14 @@ pub mod header;
 pub mod hostkeys;
 pub mod integrity;
 pub mod ipib;
+pub mod loader;
 pub mod locate;
 
 pub use finding::{Finding, Severity};
 pub use header::{KeySlot, Pcf, PcfFlag, SeHeader};
 pub use integrity::{Digests, NoProgress, Progress, StderrProgress};
-pub use ipib::{Component, Ipib};
+pub use ipib::{Component, Ipib, IpibStyle};
+pub use loader::LoaderArgs;
 pub use locate::Layout;
 
 use crate::error::{Error, Result};
@@ -65,6 +67,8 @@ pub struct SeImage {
     pub header_offset: u64,
     /// The parsed header.
     pub header: SeHeader,
+    /// stage3a's argument block naming this header (`None` when there is none).
+    pub loader_args: Option<LoaderArgs>,
     /// The IPIB, when the image has one that could be read.
     pub ipib: Option<Ipib>,
     /// Why there is no IPIB (when `ipib` is `None`).
@@ -158,8 +162,51 @@ impl SeImage {
             ));
         }
         let size = src.size();
-        let (ipib, ipib_problem) = match &located.layout {
-            Layout::Pvimg { ipib_off, .. } => match locate::read_ipib(src, *ipib_off) {
+        let hdr_off = located.hdr_off;
+        let read_err = |source| Error::ImageRead {
+            path: path.to_path_buf(),
+            source,
+        };
+        let loader_args = match located.layout {
+            Layout::BareHeader => None,
+            _ => loader::find(src, hdr_off, |a| {
+                a.hdr_addr == hdr_off && a.hdr_size == u64::from(header.sehs)
+            })
+            .map_err(read_err)?,
+        };
+        let no_loader = format!(
+            "no stage3a argument block names the SE header at {hdr_off:#x} ({} bytes): the last 24 bytes of the loader after 0x10000 are damaged or missing, so at boot stage3a could not hand the ultravisor this header and a component list",
+            header.sehs
+        );
+        let fixable = "the image is corrupt or was changed after it was built; copy it again or rebuild it with genprotimg/pvimg";
+        let style = located.layout.ipib_style();
+        let ipib_at = match (&located.layout, loader_args) {
+            (Layout::Pvimg { ipib_off, .. }, args) => {
+                match args {
+                    None => findings.push(Finding::fail("loader-args", no_loader.clone(), fixable)),
+                    Some(a) if a.ipib_addr != *ipib_off => findings.push(Finding::fail(
+                        "loader-args",
+                        format!(
+                            "stage3a's argument block at {:#x} names the IPIB at {:#x}, the pvimg metadata at {ipib_off:#x}: at boot stage3a would hand the ultravisor the one at {:#x}",
+                            a.offset, a.ipib_addr, a.ipib_addr
+                        ),
+                        fixable,
+                    )),
+                    Some(_) => {}
+                }
+                Ok(*ipib_off)
+            }
+            (Layout::Genprotimg, Some(a)) => Ok(a.ipib_addr),
+            (Layout::Genprotimg, None) => {
+                findings.push(Finding::fail("loader-args", no_loader.clone(), fixable));
+                Err(format!("no IPIB: {no_loader}"))
+            }
+            (Layout::BareHeader, _) => Err(
+                "a bare SE header (the file starts with IBMSecEx): it carries no loader, no IPIB and no component list, so there is nothing to recompute; verify the boot image it belongs to".to_string(),
+            ),
+        };
+        let (ipib, ipib_problem) = match ipib_at {
+            Ok(off) => match locate::read_ipib(src, off, style) {
                 Ok(i) => (Some(i), None),
                 Err(problem) => {
                     findings.push(Finding::fail(
@@ -170,20 +217,7 @@ impl SeImage {
                     (None, Some(problem))
                 }
             },
-            Layout::Genprotimg => match locate::find_genprotimg_ipib(
-                src,
-                located.hdr_off,
-                header.sehs,
-            ) {
-                Some(i) => (Some(i), None),
-                None => (
-                    None,
-                    Some(
-                        "no IPIB found (an older genprotimg layout without a recognisable IPIB)"
-                            .to_string(),
-                    ),
-                ),
-            },
+            Err(problem) => (None, Some(problem)),
         };
         if let Some(i) = &ipib {
             findings.extend(i.findings(located.hdr_off, header.sehs, header.nep, size));
@@ -194,6 +228,7 @@ impl SeImage {
             layout: located.layout,
             header_offset: located.hdr_off,
             header,
+            loader_args,
             ipib,
             ipib_problem,
             findings,
