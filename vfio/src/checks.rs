@@ -193,7 +193,7 @@ fn active_checks(
         } else {
             (
                 format!("no mdev {uuid}: /sys/devices/vfio_ap/matrix/{uuid} does not exist"),
-                "create it: aplaunch ap mdev create --uuid UUID --adapter A --domain D".to_string(),
+                format!("create it: aplaunch ap mdev create --uuid {uuid} --adapter A --domain D"),
             )
         };
         out.push(Check::fail("mdev-exists", msg, hint));
@@ -319,10 +319,14 @@ fn active_checks(
 
     // mdev-conflicts
     let mut conflicts = Vec::new();
+    let mut first: Option<(Apqn, String)> = None;
     for q in &m.matrix {
         for o in owners.get(q).into_iter().flatten() {
             if o.uuid == uuid {
                 continue;
+            }
+            if o.active || o.autostart {
+                first.get_or_insert_with(|| (*q, o.uuid.clone()));
             }
             if o.active {
                 conflicts.push(format!(
@@ -347,6 +351,7 @@ fn active_checks(
             }
             for o in owners.get(&q).into_iter().flatten() {
                 if o.uuid != uuid && !o.active && o.autostart {
+                    first.get_or_insert_with(|| (q, o.uuid.clone()));
                     conflicts.push(format!(
                         "APQN {} of the autostart definition is also in the autostart definition of mdev {}",
                         q.describe(),
@@ -362,11 +367,15 @@ fn active_checks(
             format!("no other mdev or autostart definition holds an APQN of mdev {uuid}"),
         ));
     } else {
-        out.push(Check::fail(
-            "mdev-conflicts",
-            conflicts.join("; "),
-            "an APQN may belong to one mdev only: unassign it from one of them (aplaunch ap mdev unassign UUID ...); `aplaunch ap matrix` shows who holds what",
-        ));
+        let hint = match &first {
+            Some((q, other)) => format!(
+                "an APQN may belong to one mdev only: take APQN {} away from one of them ({}); `aplaunch ap matrix` shows who holds what",
+                q.describe(),
+                crate::lifecycle::unassign_command(other, *q)
+            ),
+            None => "an APQN may belong to one mdev only; `aplaunch ap matrix` shows who holds what".to_string(),
+        };
+        out.push(Check::fail("mdev-conflicts", conflicts.join("; "), hint));
     }
 
     // mdev-masks

@@ -2,12 +2,14 @@
 
 use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
+use crate::hotplug::{self, UnplugTarget};
 use clap::{Args, Subcommand};
 use host::{HostRoot, Report};
 use serde::Serialize;
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::time::Duration;
-use vfio::lifecycle::{self, CreateRequest, MatrixChange, Outcome};
+use vfio::lifecycle::{self, CreateRequest, MatrixChange, Outcome, RemoveRequest};
 use vfio::lock::ApLock;
 use vfio::mask::MaskSpec;
 use vfio::mdevctl::Start;
@@ -131,16 +133,25 @@ pub enum MdevCommand {
         #[command(flatten)]
         lock: LockArgs,
     },
-    /// Remove an mdev (refused while a guest uses it unless --force)
+    /// Remove an mdev (refused while a guest holds it unless --unplug or --force; never waits unbounded)
     Remove {
         /// The mdev's UUID
         uuid: String,
         /// Also delete its mdevctl definition
         #[arg(long)]
         undefine: bool,
-        /// Remove it even while a guest uses it
+        /// First unplug it from the guest holding it through QMP (device_del)
+        #[arg(long)]
+        unplug: bool,
+        /// The guest's QMP socket for --unplug (default: the one in the holding QEMU's command line)
+        #[arg(long, value_name = "SOCK", requires = "unplug")]
+        qmp: Option<PathBuf>,
+        /// Remove it even while a guest holds it: the kernel waits for QEMU to release it
         #[arg(long)]
         force: bool,
+        /// Seconds to wait for the kernel to finish the removal (and for each QMP step)
+        #[arg(long, value_name = "SECS", default_value = "30", value_parser = super::qmp::parse_secs)]
+        timeout: Duration,
         #[command(flatten)]
         lock: LockArgs,
     },
@@ -168,6 +179,12 @@ pub fn app_error(e: vfio::Error) -> AppError {
         Some(h) => err.with_hint(h),
         None => err,
     }
+}
+
+/// Validates an mdev UUID given on the command line: malformed input is a usage error
+/// (exit 2) in every command.
+pub fn valid_uuid(given: &str) -> Result<String, AppError> {
+    vfio::error::normalize_uuid(given).map_err(app_error)
 }
 
 fn lock(root: &HostRoot, args: &LockArgs) -> Result<ApLock, AppError> {
@@ -605,6 +622,7 @@ fn check(root: &HostRoot, uuid: Option<String>, out: &Output) -> Result<Exit, Ap
     let scan = ApScan::read_for_checks(root);
     let module = vfio::checks::module_loaded(root);
     if let Some(uuid) = uuid {
+        let uuid = valid_uuid(&uuid)?;
         let mut report = Report::new();
         report.push(module);
         report.extend(vfio::checks::mdev_checks_with(root, &scan, &uuid));
@@ -730,13 +748,33 @@ fn mdev(root: &HostRoot, cmd: MdevCommand, out: &Output) -> Result<Exit, AppErro
         MdevCommand::Remove {
             uuid,
             undefine,
+            unplug,
+            qmp,
             force,
+            timeout,
             lock: l,
         } => {
+            let uuid = valid_uuid(&uuid)?;
+            let unplugged = if unplug {
+                unplug_first(root, &uuid, qmp, timeout, out)?
+            } else {
+                None
+            };
+            let req = RemoveRequest {
+                uuid,
+                force,
+                undefine,
+                timeout,
+            };
+            // the lock is held for the removal only, and released on every return
             let guard = lock(root, &l)?;
-            let o = lifecycle::remove(root, &writer, &guard, &uuid, force, undefine)
-                .map_err(app_error)?;
-            print_outcome(out, "removed", &o);
+            let o = lifecycle::remove(root, &writer, &guard, &req).map_err(app_error)?;
+            drop(guard);
+            if out.json {
+                out.json_document(&serde_json::json!({"ok": true, "action": "removed", "result": o, "unplugged": unplugged}));
+            } else {
+                print_outcome(out, "removed", &o);
+            }
             Ok(Exit::Ok)
         }
         MdevCommand::Show { uuid } => {
@@ -808,6 +846,64 @@ fn mdev(root: &HostRoot, cmd: MdevCommand, out: &Output) -> Result<Exit, AppErro
             out.human(&t);
             Ok(Exit::Ok)
         }
+    }
+}
+
+/// `remove --unplug`: `device_del` of the mdev's vfio-ap device through the guest's QMP
+/// socket (given, or the one in the command line of the QEMU holding the mdev), waiting
+/// for DEVICE_DELETED. Returns the device unplugged, none when the guest did not have it.
+fn unplug_first(
+    root: &HostRoot,
+    uuid: &str,
+    qmp: Option<PathBuf>,
+    timeout: Duration,
+    out: &Output,
+) -> Result<Option<String>, AppError> {
+    let sock = match qmp {
+        Some(s) => s,
+        None => {
+            let holders = vfio::mdev::MdevInfo::read(root, uuid)
+                .map(|m| vfio::holders::find(root, &m))
+                .map_err(app_error)?;
+            let Some(sock) = holders.iter().find_map(|h| h.qmp.clone()) else {
+                let who = if holders.is_empty() {
+                    "no process in /proc holds it".to_string()
+                } else {
+                    holders
+                        .iter()
+                        .map(|h| h.describe())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                };
+                return Err(AppError::usage(format!(
+                    "--unplug: no QMP socket found for the guest holding mdev {uuid} ({who})"
+                ))
+                .with_hint(format!(
+                    "give the guest's QMP socket: aplaunch ap mdev remove {uuid} --unplug --qmp SOCKET"
+                )));
+            };
+            PathBuf::from(sock)
+        }
+    };
+    let mut q = super::qmp::connect(&sock, timeout)?;
+    match hotplug::unplug(&mut q, &UnplugTarget::Mdev(uuid.to_string()), timeout) {
+        Ok(u) => {
+            let what = format!(
+                "unplugged {} from the guest (QMP socket {})",
+                u.device.handle(),
+                sock.display()
+            );
+            out.note(&what);
+            Ok(Some(what))
+        }
+        Err(hotplug::Error::NotFound { .. }) | Err(hotplug::Error::Gone { .. }) => {
+            out.note(&format!(
+                "the guest behind {} has no vfio-ap device for mdev {uuid}; removing it",
+                sock.display()
+            ));
+            Ok(None)
+        }
+        Err(e) => Err(super::qmp::hotplug_error(e)),
     }
 }
 
