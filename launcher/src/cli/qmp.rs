@@ -80,7 +80,7 @@ pub struct PowerdownArgs {
     pub timeout: Duration,
 }
 
-fn parse_secs(s: &str) -> Result<Duration, String> {
+pub(super) fn parse_secs(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .parse()
         .map_err(|_| format!("{s:?} is not a number of seconds"))?;
@@ -100,7 +100,7 @@ pub fn run(global: &GlobalArgs, command: QmpCommand, out: &Output) -> Result<Exi
     }
 }
 
-fn connect(sock: &Path, timeout: Duration) -> Result<Qmp, AppError> {
+pub(super) fn connect(sock: &Path, timeout: Duration) -> Result<Qmp, AppError> {
     // Keep only the events these commands wait for: a peer's other events cost nothing.
     let mut options = qmp::Options::with_timeout(timeout);
     options.keep_events = Some(vec!["DEVICE_DELETED".into(), "SHUTDOWN".into()]);
@@ -127,7 +127,7 @@ pub fn qmp_error(e: qmp::Error, sock: Option<&Path>) -> AppError {
     AppError::failed(e.kind(), e.to_string()).with_hint(hint)
 }
 
-fn hotplug_error(e: hotplug::Error) -> AppError {
+pub(super) fn hotplug_error(e: hotplug::Error) -> AppError {
     use hotplug::Error as E;
     let message = e.to_string();
     match e {
