@@ -2,37 +2,38 @@
 //! without walking the whole path again for each (thousands of AP queue attributes).
 
 use crate::error::{Error, Result};
-use crate::root::{Access, HostRoot};
+use crate::root::{read_page, Access, HostRoot};
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::Mode;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// A host directory opened once; names below it are resolved relative to it.
+///
+/// On the real host the directory stays open and names are opened relative to it; below a
+/// host tree each name is resolved from the root like every other path (links inside the
+/// tree may lead anywhere in it, never out of it).
 #[derive(Debug)]
 pub struct HostDir {
     root: HostRoot,
     host_path: PathBuf,
-    fd: OwnedFd,
+    fd: Option<OwnedFd>,
 }
 
 impl HostRoot {
     /// Opens a host directory (O_DIRECTORY | O_CLOEXEC) for [`HostDir`] reads.
     pub fn open_dir(&self, host_path: impl AsRef<Path>) -> Result<HostDir> {
-        let path = self.path(&host_path);
-        let fd = nix::fcntl::open(
-            &path,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::Read {
-            path: path.clone(),
-            source: std::io::Error::from_raw_os_error(e as i32),
-        })?;
+        let rel = HostRoot::relative(&host_path);
+        let node = self
+            .open_rel(&rel, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty())
+            .map_err(|source| Error::Read {
+                path: self.path(&rel),
+                source,
+            })?;
         Ok(HostDir {
             root: self.clone(),
-            host_path: HostRoot::relative(host_path),
-            fd,
+            host_path: rel,
+            fd: self.is_system().then_some(node),
         })
     }
 }
@@ -49,9 +50,12 @@ impl HostDir {
 
     /// Like [`HostRoot::read_attribute`] for `name` below this directory.
     pub fn read_attribute(&self, name: &str) -> Result<Option<String>> {
+        let Some(dir) = &self.fd else {
+            return self.root.read_attribute(self.host_path.join(name));
+        };
         self.root.record(self.host_path.join(name), Access::File);
         let fd = match nix::fcntl::openat(
-            self.fd.as_fd(),
+            dir.as_fd(),
             name,
             OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
             Mode::empty(),
@@ -65,26 +69,7 @@ impl HostDir {
                 })
             }
         };
-        // SAFETY: `fd` is a freshly opened descriptor that the File takes over.
-        let mut file =
-            unsafe { std::fs::File::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(fd)) };
-        let mut page = [0u8; 4096];
-        let result = (|| {
-            use std::io::Read;
-            let n = loop {
-                match file.read(&mut page) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            };
-            let mut buf = page[..n].to_vec();
-            if n == page.len() {
-                file.read_to_end(&mut buf)?;
-            }
-            Ok(buf)
-        })();
-        match result {
+        match read_page(&mut std::fs::File::from(fd)) {
             Ok(buf) => Ok(Some(String::from_utf8_lossy(&buf).into_owned())),
             Err(source) => Err(Error::Read {
                 path: self.full(name),
@@ -95,8 +80,11 @@ impl HostDir {
 
     /// Like [`HostRoot::link_name`] for `name` below this directory.
     pub fn link_name(&self, name: &str) -> Result<Option<String>> {
+        let Some(dir) = &self.fd else {
+            return self.root.link_name(self.host_path.join(name));
+        };
         self.root.record(self.host_path.join(name), Access::Node);
-        match nix::fcntl::readlinkat(self.fd.as_fd(), name) {
+        match nix::fcntl::readlinkat(dir.as_fd(), name) {
             Ok(target) => Ok(Path::new(&target)
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())),
@@ -110,8 +98,12 @@ impl HostDir {
 
     /// Whether `name` below this directory exists (without following a final link).
     pub fn exists(&self, name: &str) -> bool {
+        let Some(dir) = &self.fd else {
+            self.root.record(self.host_path.join(name), Access::Node);
+            return self.root.entry_exists(self.host_path.join(name));
+        };
         self.root.record(self.host_path.join(name), Access::Node);
-        nix::sys::stat::fstatat(self.fd.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok()
+        nix::sys::stat::fstatat(dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok()
     }
 }
 

@@ -38,6 +38,22 @@ pub enum Error {
         /// The underlying I/O error; its raw OS error is the kernel's errno.
         source: std::io::Error,
     },
+    /// Creating a file or directory aplaunch owns (definition, lock) failed or was refused.
+    #[error("cannot create {path}: {source}")]
+    Create {
+        /// Full path that was to be created.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// Removing a file aplaunch owns failed.
+    #[error("cannot remove {path}: {source}")]
+    Remove {
+        /// Full path that was to be removed.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
     /// A host file held something that is not in the documented format.
     #[error("{path}: expected {expected}, found {found:?}")]
     Format {
@@ -54,7 +70,10 @@ impl Error {
     /// The errno behind a read or write failure, if any.
     pub fn errno(&self) -> Option<i32> {
         match self {
-            Error::Read { source, .. } | Error::Write { source, .. } => source.raw_os_error(),
+            Error::Read { source, .. }
+            | Error::Write { source, .. }
+            | Error::Create { source, .. }
+            | Error::Remove { source, .. } => source.raw_os_error(),
             _ => None,
         }
     }

@@ -50,15 +50,21 @@ fn format_error(root: &HostRoot, path: &Path, expected: &'static str, found: &st
     }
 }
 
+/// Reads a number attribute: at most a page, wherever the file is.
+fn read_value(root: &HostRoot, path: impl AsRef<Path>) -> Result<String> {
+    root.read_limited(path, crate::root::ATTRIBUTE_MAX)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// Reads a decimal attribute.
 pub fn read_dec(root: &HostRoot, path: impl AsRef<Path>) -> Result<u64> {
-    let text = root.read_string(&path)?;
+    let text = read_value(root, &path)?;
     parse_dec(&text).ok_or_else(|| format_error(root, path.as_ref(), "a decimal number", &text))
 }
 
 /// Reads a `%lx` attribute.
 pub fn read_hex(root: &HostRoot, path: impl AsRef<Path>) -> Result<u64> {
-    let text = root.read_string(&path)?;
+    let text = read_value(root, &path)?;
     parse_hex(&text)
         .ok_or_else(|| format_error(root, path.as_ref(), "a hexadecimal number (%lx)", &text))
 }

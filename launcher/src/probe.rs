@@ -370,17 +370,11 @@ fn find_on_path(name: &std::ffi::OsStr) -> Option<PathBuf> {
 /// Whether QEMU can use KVM on this host: the host root is the real host and its
 /// `/dev/kvm` opens read-write.
 pub fn kvm_usable(root: &host::HostRoot) -> bool {
-    use nix::fcntl::{open, OFlag};
-    if !root.is_system() {
-        return false;
-    }
-    root.record(pv::kvm::KVM_NODE, host::Access::Node);
-    open(
-        &root.path(pv::kvm::KVM_NODE),
-        OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
-        nix::sys::stat::Mode::empty(),
-    )
-    .is_ok()
+    use nix::fcntl::OFlag;
+    root.is_system()
+        && root
+            .open_node(pv::kvm::KVM_NODE, OFlag::O_RDWR | OFlag::O_NONBLOCK)
+            .is_ok()
 }
 
 /// A QEMU started for probing (`-machine none`), with its QMP channel negotiated.

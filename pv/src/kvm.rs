@@ -3,7 +3,6 @@
 use host::HostRoot;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
 
@@ -36,9 +35,8 @@ pub enum Capability {
 /// Issues `KVM_CHECK_EXTENSION(cap)` on `dev/kvm` under the root.
 pub fn check_extension(root: &HostRoot, cap: i32) -> Capability {
     root.record(KVM_NODE, host::Access::Node);
-    let path = root.path(KVM_NODE);
-    let Ok(meta) = std::fs::metadata(&path) else {
-        return if std::fs::symlink_metadata(&path).is_ok() {
+    let Ok(meta) = root.metadata(KVM_NODE) else {
+        return if root.entry_exists(KVM_NODE) {
             Capability::NotKvm // a dangling link
         } else {
             Capability::NoNode
@@ -49,10 +47,9 @@ pub fn check_extension(root: &HostRoot, cap: i32) -> Capability {
     if !meta.file_type().is_char_device() {
         return recorded(root).unwrap_or(Capability::NotKvm);
     }
-    let flags = OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
-    let fd: OwnedFd = match nix::fcntl::open(&path, flags, Mode::empty()) {
+    let fd: OwnedFd = match root.open_node(KVM_NODE, OFlag::O_RDWR | OFlag::O_NONBLOCK) {
         Ok(fd) => fd,
-        Err(e) => return Capability::Failed(e),
+        Err(e) => return Capability::Failed(Errno::from_raw(e.errno().unwrap_or(libc::EIO))),
     };
     // SAFETY: KVM_CHECK_EXTENSION takes an integer argument and writes no memory.
     match unsafe { kvm_check_extension(fd.as_raw_fd(), cap) } {
@@ -63,12 +60,8 @@ pub fn check_extension(root: &HostRoot, cap: i32) -> Capability {
 }
 
 fn recorded(root: &HostRoot) -> Option<Capability> {
-    let meta = std::fs::metadata(root.path(KVM_NODE)).ok()?;
-    // Regular files only: reading a FIFO could block.
-    if !meta.is_file() || meta.len() > 256 {
-        return None;
-    }
-    let text = std::fs::read_to_string(root.path(KVM_NODE)).ok()?;
+    // Regular files only (a FIFO or device is refused), and short.
+    let text = String::from_utf8(root.read_limited(KVM_NODE, 256).ok()?).ok()?;
     let value = text.strip_prefix(SNAPSHOT_RECORD_PREFIX)?.trim_end();
     value.parse().ok().map(Capability::Recorded)
 }
@@ -131,7 +124,11 @@ mod tests {
     fn fifo_does_not_hang() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("dev")).unwrap();
-        nix::unistd::mkfifo(&dir.path().join("dev/kvm"), Mode::S_IRUSR | Mode::S_IWUSR).unwrap();
+        nix::unistd::mkfifo(
+            &dir.path().join("dev/kvm"),
+            nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
+        )
+        .unwrap();
         let root = HostRoot::open(dir.path()).unwrap();
         assert_eq!(
             check_extension(&root, KVM_CAP_S390_PROTECTED),

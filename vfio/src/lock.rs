@@ -24,7 +24,7 @@ use host::HostRoot;
 use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -104,11 +104,23 @@ impl ApLock {
     /// Takes the lock, waiting up to `timeout` while another process holds it.
     pub fn acquire(root: &HostRoot, timeout: Duration) -> Result<ApLock> {
         let path = root.path(LOCK_FILE);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+        let dir = Path::new(LOCK_FILE).parent().unwrap_or(Path::new(""));
+        // The protocol works on full paths (link(2) of a temporary file): the directory is
+        // created inside the host root, and refused when its full path leads elsewhere
+        // (a link out of a host tree). link(2) and O_EXCL never follow the final name.
+        root.create_dir_all(dir, 0o755)?;
+        let inside = root.metadata(dir)?;
+        let full = root.path(dir);
+        let same = std::fs::metadata(&full)
+            .is_ok_and(|m| (m.dev(), m.ino()) == (inside.dev(), inside.ino()));
+        if !same {
+            return Err(Error::Io {
+                path: full,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "a symbolic link on the way leads out of the host root; refused",
+                ),
+            });
         }
         Self::acquire_path(path, timeout)
     }
@@ -215,7 +227,15 @@ fn write_temp(path: &Path, pid: i32) -> Result<PathBuf> {
 
 /// The first bytes of the lock file and its age; `None` when it does not exist.
 fn read_lock(path: &Path) -> Option<(Vec<u8>, Duration)> {
-    let file = std::fs::File::open(path).ok()?;
+    // Never a FIFO's blocking open or a link's target.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return Some((Vec::new(), Duration::ZERO));
+    }
     let age = file
         .metadata()
         .ok()

@@ -11,7 +11,6 @@ use crate::mdev::MDEV_TYPE;
 use host::HostRoot;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::PathBuf;
 
 /// Where vfio_ap definitions live (host path; the parent device is `matrix`).
@@ -243,9 +242,8 @@ pub fn read_definition(root: &HostRoot, uuid: &str) -> Result<Option<Definition>
 /// Writes a definition atomically (temp file, fsync, rename, fsync of the directory);
 /// refuses to replace an existing one unless `force`.
 pub fn write_definition(root: &HostRoot, def: &Definition, force: bool) -> Result<PathBuf> {
-    let dir = root.path(DEFINITIONS_DIR);
     let target = root.path(definition_path(&def.uuid));
-    if !force && std::fs::symlink_metadata(&target).is_ok() {
+    if !force && root.entry_exists(definition_path(&def.uuid)) {
         return Err(Error::Refused {
             kind: "exists",
             message: format!(
@@ -256,51 +254,20 @@ pub fn write_definition(root: &HostRoot, def: &Definition, force: bool) -> Resul
             hint: "pass --force to replace it".into(),
         });
     }
-    let io = |path: &PathBuf| {
-        let path = path.clone();
-        move |source| Error::Io { path, source }
-    };
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", def.uuid))
-        .tempfile_in(&dir)
-        .map_err(io(&dir))?;
-    tmp.write_all(def.to_json().as_bytes())
-        .map_err(io(&target))?;
-    tmp.as_file().sync_all().map_err(io(&target))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644));
-    }
-    if force {
-        tmp.persist(&target).map_err(|e| Error::Io {
-            path: target.clone(),
-            source: e.error,
-        })?;
-    } else {
-        // never replace a definition that appeared in the meantime
-        tmp.persist_noclobber(&target).map_err(|e| Error::Io {
-            path: target.clone(),
-            source: e.error,
-        })?;
-    }
-    if let Ok(d) = std::fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
+    // Inside the host root only: a link at the path is replaced, never written through.
+    root.create_dir_all(DEFINITIONS_DIR, 0o755)?;
+    root.write_file_atomic(
+        definition_path(&def.uuid),
+        def.to_json().as_bytes(),
+        0o644,
+        force,
+    )?;
     Ok(target)
 }
 
 /// Deletes a definition; `Ok(false)` when there was none.
 pub fn remove_definition(root: &HostRoot, uuid: &str) -> Result<bool> {
-    let target = root.path(definition_path(uuid));
-    match std::fs::remove_file(&target) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(source) => Err(Error::Io {
-            path: target,
-            source,
-        }),
-    }
+    Ok(root.remove_file(definition_path(uuid))?)
 }
 
 #[cfg(test)]
