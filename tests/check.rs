@@ -195,6 +195,21 @@ fn prot_virt_off_although_requested() {
 }
 
 #[test]
+fn a_later_prot_virt_0_does_not_clear_an_earlier_1() {
+    // arch/s390/boot/ipl_parm.c only sets prot_virt_host: "last one wins" would blame the 0
+    let tree = HostTree::from_example("z16-se");
+    tree.write("sys/firmware/uv/prot_virt_host", "0\n");
+    tree.write("proc/cmdline", "root=/dev/dasda1 prot_virt=1 prot_virt=0\n");
+    let (_, doc) = check_json(tree.path(), &[]);
+    expect(
+        &doc,
+        "prot-virt",
+        "fail",
+        "although /proc/cmdline sets prot_virt=1 (the later prot_virt=0 does not clear it: the boot parser only sets the flag): the kernel turned PV host support off",
+    );
+}
+
+#[test]
 fn prot_virt_disabled_or_invalid_on_the_command_line() {
     let tree = HostTree::from_example("z16-se");
     tree.remove("sys/firmware/uv/prot_virt_host");

@@ -44,6 +44,14 @@ fn failures_of_every_command_are_one_json_document_with_the_error_shape() {
     let sock = sock.to_str().unwrap();
     let cases: Vec<(Vec<&str>, i32)> = vec![
         (vec!["check", "--smp", "x"], 2),
+        // a malformed UUID is malformed input everywhere
+        (vec!["check", "--mdev", "not-a-uuid"], 2),
+        (vec!["ap", "check", "not-a-uuid"], 2),
+        (vec!["ap", "mdev", "remove", "not-a-uuid"], 2),
+        (
+            vec!["ap", "mdev", "assign", "not-a-uuid", "--domain", "1"],
+            2,
+        ),
         (
             vec![
                 "launch",

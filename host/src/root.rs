@@ -460,6 +460,26 @@ impl HostRoot {
         }
     }
 
+    /// Opens an existing sysfs attribute for one write (no create, no truncate; the same
+    /// checks as [`HostRoot::write`]), for a caller that must make the `write(2)` itself,
+    /// e.g. in a child process because the kernel may hold that write indefinitely.
+    pub fn open_for_write(&self, host_path: impl AsRef<Path>) -> Result<fs::File> {
+        let rel = Self::relative(&host_path);
+        let path = self.root.join(&rel);
+        let result = if !rel.starts_with("sys") {
+            Err(refused(
+                "not a sysfs attribute: aplaunch writes only below /sys; refused".to_string(),
+            ))
+        } else {
+            self.open_regular(&rel, OFlag::O_WRONLY)
+        };
+        result.map_err(|source| Error::Write {
+            path,
+            value: String::new(),
+            source,
+        })
+    }
+
     /// Creates a directory and its missing parents (mode `mode`), inside the root.
     pub fn create_dir_all(&self, host_path: impl AsRef<Path>, mode: u32) -> Result<()> {
         let rel = Self::relative(&host_path);

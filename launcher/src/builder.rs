@@ -9,7 +9,7 @@
 //! lacks it (the checks say so; `--force` goes ahead anyway).
 
 use crate::probe::QemuCaps;
-use crate::spec::{Accel, Boot, ConsoleKind, NetBackend, VfioBackend, VmSpec};
+use crate::spec::{Accel, Boot, ConsoleBackend, ConsoleKind, NetBackend, VfioBackend, VmSpec};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -231,12 +231,12 @@ pub fn build(
                 .done(),
         );
     }
-    let mut has_kernel = false;
     match &spec.boot {
-        Boot::Pv { image } => {
-            argv.push("-kernel".into());
-            argv.push(image.as_os_str().to_owned());
-            has_kernel = true;
+        Boot::Pv { .. } => {
+            if let Some(image) = spec.pv_kernel() {
+                argv.push("-kernel".into());
+                argv.push(image.as_os_str().to_owned());
+            }
         }
         Boot::Plain {
             kernel,
@@ -246,7 +246,6 @@ pub fn build(
             if let Some(k) = kernel {
                 argv.push("-kernel".into());
                 argv.push(k.as_os_str().to_owned());
-                has_kernel = true;
             }
             if let Some(i) = initrd {
                 argv.push("-initrd".into());
@@ -304,8 +303,9 @@ pub fn build(
         let mut dev = Opts::new("virtio-blk-ccw")
             .kv("drive", format!("drive{i}"))
             .kv("id", format!("disk{i}"))
+            .kv("devno", spec.devnos.disks[i].to_string())
             .flag_if(iommu, "iommu_platform");
-        if i == 0 && !has_kernel {
+        if spec.boot_disk == Some(i) {
             dev = dev.kv("bootindex", "1");
         }
         argv.push("-device".into());
@@ -326,7 +326,8 @@ pub fn build(
         argv.push(netdev.done());
         let mut dev = Opts::new("virtio-net-ccw")
             .kv("netdev", &id)
-            .kv("id", format!("nic{i}"));
+            .kv("id", format!("nic{i}"))
+            .kv("devno", spec.devnos.nets[i].to_string());
         if let Some(mac) = &net.mac {
             dev = dev.kv("mac", mac);
         }
@@ -347,16 +348,19 @@ pub fn build(
             Opts::new("virtio-rng-ccw")
                 .kv("rng", "rng0")
                 .kv("id", "virtio-rng0")
+                .kv("devno", devno_of(spec.devnos.rng))
                 .flag_if(iommu, "iommu_platform")
                 .done(),
         );
     }
 
+    if spec.console != ConsoleKind::None {
+        argv.push("-chardev".into());
+        argv.push(console_chardev(&spec.console_backend));
+    }
     match spec.console {
         ConsoleKind::None => {}
         ConsoleKind::Sclp => {
-            argv.push("-chardev".into());
-            argv.push(Opts::new("stdio").kv("id", "console0").done());
             argv.push("-device".into());
             argv.push(
                 Opts::new("sclpconsole")
@@ -366,12 +370,11 @@ pub fn build(
             );
         }
         ConsoleKind::Virtio => {
-            argv.push("-chardev".into());
-            argv.push(Opts::new("stdio").kv("id", "console0").done());
             argv.push("-device".into());
             argv.push(
                 Opts::new("virtio-serial-ccw")
                     .kv("id", "vserial0")
+                    .kv("devno", devno_of(spec.devnos.serial))
                     .flag_if(iommu, "iommu_platform")
                     .done(),
             );
@@ -405,6 +408,31 @@ pub fn build(
         fds,
         backend,
     }
+}
+
+/// The console's chardev (id `console0`). On stdio, `signal=off`: QEMU's default
+/// (`signal=on`) makes Ctrl-C on the console terminate QEMU and the guest with it.
+fn console_chardev(backend: &ConsoleBackend) -> OsString {
+    match backend {
+        ConsoleBackend::Stdio => Opts::new("stdio")
+            .kv("id", "console0")
+            .kv("signal", "off")
+            .done(),
+        ConsoleBackend::Pty => Opts::new("pty").kv("id", "console0").done(),
+        ConsoleBackend::Socket { path } => Opts::new("socket")
+            .kv("id", "console0")
+            .path("path", path)
+            .kv("server", "on")
+            .kv("wait", "off")
+            .done(),
+    }
+}
+
+/// A device number the spec assigned (validation numbers every device it emits).
+fn devno_of(devno: Option<crate::devno::Devno>) -> String {
+    devno
+        .expect("the validated spec numbers every virtio-ccw device")
+        .to_string()
 }
 
 trait SplitLeadingComma {

@@ -95,6 +95,17 @@ pub fn launch_report(
     }
     if let Some(image) = spec.pv_image() {
         report.extend(image_checks(uv, image, no_cache));
+    } else if let (true, Some(i)) = (spec.is_pv(), spec.boot_disk) {
+        let reason = format!(
+            "not checked: the guest boots the SE image zipl wrote to disk #{} ({}), which aplaunch cannot read there; \
+             name the same image file with --pv-image IMG to verify it (a disk without an SE image boots unprotected)",
+            i + 1,
+            spec.disks[i].path.display()
+        );
+        use pv::image::compat::{ID_FORMAT, ID_HOST_KEY, ID_INTEGRITY, ID_PCF, ID_VERSION};
+        for id in [ID_FORMAT, ID_VERSION, ID_PCF, ID_HOST_KEY, ID_INTEGRITY] {
+            report.push(Check::skip(id, reason.clone()));
+        }
     }
     let needs = Needs {
         pv: spec.is_pv(),

@@ -7,7 +7,7 @@
 use crate::builder::{self, FdSource, LaunchPlan};
 use crate::checks::{host_facts, launch_report, probe_qemu};
 use crate::probe::{self, ProbeError, Probed};
-use crate::spec::{VfioBackend, VmSpec};
+use crate::spec::{ConsoleBackend, VfioBackend, VmSpec};
 use host::{Check, HostRoot, Report};
 use std::os::fd::{OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -42,6 +42,12 @@ pub enum LaunchError {
     /// Another QEMU listens on the QMP socket.
     #[error("{path} is the QMP socket of a running QEMU")]
     QmpInUse {
+        /// The socket.
+        path: PathBuf,
+    },
+    /// Another process listens on the console socket.
+    #[error("{path} is a console socket another process listens on")]
+    ConsoleInUse {
         /// The socket.
         path: PathBuf,
     },
@@ -149,8 +155,16 @@ fn iommufd_check(caps: Option<&probe::QemuCaps>, facts: &builder::HostFacts) -> 
 /// Opens the descriptors the plan passes, prepares the QMP socket and replaces this
 /// process with QEMU. Returns only on failure.
 pub fn exec(root: &HostRoot, planned: &Planned) -> LaunchError {
-    if let Err(e) = prepare_qmp_socket(&planned.spec.qmp) {
+    if let Err(e) = prepare_socket(&planned.spec.qmp) {
         return e;
+    }
+    if let ConsoleBackend::Socket { path } = &planned.spec.console_backend {
+        if let Err(e) = prepare_socket(path) {
+            return match e {
+                LaunchError::QmpInUse { path } => LaunchError::ConsoleInUse { path },
+                other => other,
+            };
+        }
     }
     let fds = match open_passed_fds(root, planned) {
         Ok(fds) => fds,
@@ -161,9 +175,9 @@ pub fn exec(root: &HostRoot, planned: &Planned) -> LaunchError {
     LaunchError::Exec(crate::exec::exec(&plan.binary, &plan.argv, fds))
 }
 
-/// Creates the QMP socket's directory (mode 0700) and refuses a socket another process
-/// is listening on.
-fn prepare_qmp_socket(path: &Path) -> Result<(), LaunchError> {
+/// Creates a socket's directory (mode 0700) and refuses a socket another process is
+/// listening on (QEMU would unlink it and take its place).
+fn prepare_socket(path: &Path) -> Result<(), LaunchError> {
     use std::os::unix::fs::DirBuilderExt;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.exists() {

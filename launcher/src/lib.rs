@@ -4,10 +4,12 @@
 pub mod builder;
 pub mod checks;
 pub mod cli;
+pub mod devno;
 pub mod exec;
 pub mod explain;
 pub mod hotplug;
 pub mod launch;
+pub mod mac;
 pub mod power;
 pub mod probe;
 pub mod qemu_checks;

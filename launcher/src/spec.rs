@@ -3,6 +3,8 @@
 //!
 //! Every error names the flag (`--smp`) or the config key (`smp` in `vm.toml`) it is about.
 
+use crate::devno::{self, Devno};
+use crate::mac::Mac;
 use serde::Deserialize;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -72,8 +74,8 @@ pub enum VfioBackend {
     Iommufd,
 }
 
-/// `--console`: where the guest console goes (always QEMU's stdio).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum)]
+/// The guest's console device (`--console sclp|virtio|none`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConsoleKind {
     /// The SCLP ASCII console (`ttysclp0` in the guest).
@@ -84,14 +86,31 @@ pub enum ConsoleKind {
     None,
 }
 
+/// Where the console's host side is (`--console pty`, `--console socket:PATH`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ConsoleBackend {
+    /// QEMU's stdin/stdout, with `signal=off`: Ctrl-C reaches the guest, not QEMU.
+    Stdio,
+    /// A pseudo terminal QEMU allocates (`query-chardev` over QMP names it).
+    Pty,
+    /// A unix socket QEMU listens on (for services: attach with `socat - UNIX:PATH`).
+    Socket {
+        /// The socket path.
+        path: PathBuf,
+    },
+}
+
 /// How the guest boots.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "mode", rename_all = "lowercase")]
 pub enum Boot {
-    /// A Secure Execution guest booting the SE image with `-kernel`.
+    /// A Secure Execution guest: the SE image with `-kernel`, or the SE image zipl wrote
+    /// to the boot disk ([`VmSpec::boot_disk`]).
     Pv {
-        /// The SE image.
-        image: PathBuf,
+        /// The SE image: booted with `-kernel`, or, when the guest boots from its disk,
+        /// only verified (it should be the image written to that disk).
+        image: Option<PathBuf>,
     },
     /// A plain (unprotected) guest.
     Plain {
@@ -115,6 +134,10 @@ pub struct Disk {
     pub readonly: bool,
     /// QEMU's cache mode (`none`, `writeback`, ...), when given.
     pub cache: Option<String>,
+    /// The device number, when given (`devno=fe.0.0005`); else the scheme's.
+    pub devno: Option<Devno>,
+    /// Boot from this disk (`boot=on`).
+    pub boot: bool,
 }
 
 /// One virtio-net NIC.
@@ -122,8 +145,11 @@ pub struct Disk {
 pub struct Net {
     /// The backend.
     pub backend: NetBackend,
-    /// The MAC address, when given (`52:54:00:12:34:56`).
+    /// The MAC address (`52:54:00:12:34:56`): as given, or, after validation, derived
+    /// from the guest name and the NIC's device number.
     pub mac: Option<String>,
+    /// The device number, when given (`devno=fe.0.1005`); else the scheme's.
+    pub devno: Option<Devno>,
 }
 
 /// A NIC's host side.
@@ -160,8 +186,14 @@ pub struct VmSpec {
     pub disks: Vec<Disk>,
     /// NICs, in order.
     pub nets: Vec<Net>,
-    /// The console.
+    /// The console device.
     pub console: ConsoleKind,
+    /// The console's host side.
+    pub console_backend: ConsoleBackend,
+    /// The device number of every virtio-ccw device.
+    pub devnos: DeviceNumbers,
+    /// The disk the guest boots from (`bootindex=1`), by index in `disks`.
+    pub boot_disk: Option<usize>,
     /// A virtio-rng device fed from the host's /dev/urandom.
     pub rng: bool,
     /// Back guest memory with huge pages (refused under PV).
@@ -177,6 +209,19 @@ pub struct VmSpec {
     pub extra_args: Vec<OsString>,
 }
 
+/// The device numbers of a spec's virtio-ccw devices, see [`crate::devno`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceNumbers {
+    /// One per disk, in order.
+    pub disks: Vec<Devno>,
+    /// One per NIC, in order.
+    pub nets: Vec<Devno>,
+    /// The virtio console's virtio-serial-ccw.
+    pub serial: Option<Devno>,
+    /// The virtio-rng-ccw.
+    pub rng: Option<Devno>,
+}
+
 fn ser_os_vec<S: serde::Serializer>(v: &[OsString], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(v.iter().map(|a| a.to_string_lossy()))
 }
@@ -187,12 +232,17 @@ impl VmSpec {
         matches!(self.boot, Boot::Pv { .. })
     }
 
-    /// The SE image of a PV guest.
+    /// The SE image of a PV guest (booted, or only verified when it boots from disk).
     pub fn pv_image(&self) -> Option<&Path> {
         match &self.boot {
-            Boot::Pv { image } => Some(image),
+            Boot::Pv { image } => image.as_deref(),
             Boot::Plain { .. } => None,
         }
+    }
+
+    /// The SE image booted with `-kernel` (none when the guest boots from its disk).
+    pub fn pv_kernel(&self) -> Option<&Path> {
+        self.pv_image().filter(|_| self.boot_disk.is_none())
     }
 }
 
@@ -226,8 +276,8 @@ pub struct SpecInput {
     pub disks: Option<Vec<Disk>>,
     /// `--net`, already parsed.
     pub nets: Option<Vec<Net>>,
-    /// `--console`.
-    pub console: Option<ConsoleKind>,
+    /// `--console`, already parsed.
+    pub console: Option<(ConsoleKind, ConsoleBackend)>,
     /// `--rng`.
     pub rng: Option<bool>,
     /// `--hugepages`.
@@ -287,7 +337,7 @@ struct ConfigFile {
     append: Option<String>,
     mdev: Option<String>,
     vfio_backend: Option<VfioBackend>,
-    console: Option<ConsoleKind>,
+    console: Option<String>,
     rng: Option<bool>,
     hugepages: Option<bool>,
     iommu_platform: Option<bool>,
@@ -315,6 +365,9 @@ struct ConfigDisk {
     #[serde(default)]
     readonly: bool,
     cache: Option<String>,
+    devno: Option<String>,
+    #[serde(default)]
+    boot: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,6 +377,7 @@ struct ConfigNet {
     kind: String,
     ifname: Option<String>,
     mac: Option<String>,
+    devno: Option<String>,
 }
 
 /// Reads a TOML VM config. Relative paths in it are taken relative to the file's directory.
@@ -366,11 +420,14 @@ pub fn parse_config(text: &str, shown: &str, base: &Path) -> Result<SpecInput, S
     let mut disks = Vec::new();
     for (i, d) in file.disk.into_iter().enumerate() {
         let k = key(&format!("disk[{i}]"));
+        let devno = d.devno.as_deref().map(|t| parse_devno(t, &k)).transpose()?;
         let disk = Disk {
             path: rel(d.path),
             format: d.format.unwrap_or_else(|| "raw".into()),
             readonly: d.readonly,
             cache: d.cache,
+            devno,
+            boot: d.boot,
         };
         check_disk(&disk, &k)?;
         disks.push(disk);
@@ -378,8 +435,14 @@ pub fn parse_config(text: &str, shown: &str, base: &Path) -> Result<SpecInput, S
     let mut nets = Vec::new();
     for (i, n) in file.net.into_iter().enumerate() {
         let k = key(&format!("net[{i}]"));
-        nets.push(net_from_parts(&n.kind, n.ifname, n.mac, &k)?);
+        let devno = n.devno.as_deref().map(|t| parse_devno(t, &k)).transpose()?;
+        nets.push(net_from_parts(&n.kind, n.ifname, n.mac, devno, &k)?);
     }
+    let console = file
+        .console
+        .as_deref()
+        .map(|c| parse_console(c, &key("console"), base))
+        .transpose()?;
     Ok(SpecInput {
         name: file.name,
         memory,
@@ -394,7 +457,7 @@ pub fn parse_config(text: &str, shown: &str, base: &Path) -> Result<SpecInput, S
         vfio_backend: file.vfio_backend,
         disks: (!disks.is_empty()).then_some(disks),
         nets: (!nets.is_empty()).then_some(nets),
-        console: file.console,
+        console,
         rng: file.rng,
         hugepages: file.hugepages,
         iommu_platform: file.iommu_platform,
@@ -428,36 +491,43 @@ pub fn split_qemu_opts(text: &str) -> Vec<String> {
     parts
 }
 
-/// Parses `--disk PATH[,format=F][,readonly=on|off][,cache=C]` (`,,` for a comma in PATH).
+/// Parses `--disk PATH[,format=F][,readonly=on|off][,cache=C][,devno=fe.0.XXXX][,boot=on]`
+/// (`,,` for a comma in PATH).
 pub fn parse_disk_flag(text: &str) -> Result<Disk, SpecError> {
     const FLAG: &str = "--disk";
+    const USAGE: &str =
+        "use --disk PATH[,format=raw|qcow2][,readonly=on][,cache=none][,devno=fe.0.XXXX][,boot=on]";
     let mut parts = split_qemu_opts(text).into_iter();
     let path = parts.next().unwrap_or_default();
     if path.is_empty() {
-        return Err(SpecError::new(FLAG, format!("{text:?} has no path"))
-            .hint("use --disk PATH[,format=raw|qcow2][,readonly=on][,cache=none]"));
+        return Err(SpecError::new(FLAG, format!("{text:?} has no path")).hint(USAGE));
     }
     let mut disk = Disk {
         path: PathBuf::from(path),
         format: "raw".into(),
         readonly: false,
         cache: None,
+        devno: None,
+        boot: false,
     };
     for opt in parts {
         let (k, v) = opt.split_once('=').unwrap_or((opt.as_str(), ""));
+        let on_off = |key: &str| {
+            parse_on_off(v).ok_or_else(|| {
+                SpecError::new(FLAG, format!("{key}={v:?} in {text:?} is not on or off"))
+                    .hint(format!("use {key}=on or {key}=off"))
+            })
+        };
         match k {
             "format" => disk.format = v.to_string(),
-            "readonly" => {
-                disk.readonly = parse_on_off(v).ok_or_else(|| {
-                    SpecError::new(FLAG, format!("readonly={v:?} in {text:?} is not on or off"))
-                        .hint("use readonly=on or readonly=off")
-                })?
-            }
+            "readonly" => disk.readonly = on_off("readonly")?,
+            "boot" => disk.boot = on_off("boot")?,
             "cache" => disk.cache = Some(v.to_string()),
+            "devno" => disk.devno = Some(parse_devno(v, FLAG)?),
             _ => {
                 return Err(
                     SpecError::new(FLAG, format!("unknown option {opt:?} in {text:?}")).hint(
-                        "options are format=, readonly=, cache=; write a comma in the path as ,,",
+                        "options are format=, readonly=, cache=, devno=, boot=; write a comma in the path as ,,",
                     ),
                 )
             }
@@ -467,31 +537,105 @@ pub fn parse_disk_flag(text: &str) -> Result<Disk, SpecError> {
     Ok(disk)
 }
 
-/// Parses `--net user[,mac=M]` or `--net tap,ifname=IF[,mac=M]`.
+fn parse_devno(text: &str, source: &str) -> Result<Devno, SpecError> {
+    Devno::parse(text).map_err(|m| {
+        SpecError::new(source, m).hint(
+            "write devno=fe.0.XXXX (4 hex digits; subchannel sets fe.0 to fe.3); see the device numbers section of the README",
+        )
+    })
+}
+
+/// Parses `--console`: a device (`sclp`, `virtio`, `none`) and/or where its host side is
+/// (`stdio`, `pty`, `socket:PATH`), comma-separated: `pty` is the SCLP console on a pty,
+/// `virtio,socket:/run/vm.sock` a virtio console on a unix socket. Relative socket paths
+/// are taken relative to `base` (the config file's directory, or the working directory).
+pub fn parse_console(
+    text: &str,
+    source: &str,
+    base: &Path,
+) -> Result<(ConsoleKind, ConsoleBackend), SpecError> {
+    const USAGE: &str =
+        "use --console sclp|virtio|none, optionally with pty or socket:PATH (e.g. `pty`, `virtio,socket:/run/vm1.console`)";
+    let mut kind = None;
+    let mut backend = None;
+    for part in split_qemu_opts(text) {
+        let (is_kind, value) = match part.as_str() {
+            "sclp" => (true, Some(ConsoleKind::Sclp)),
+            "virtio" => (true, Some(ConsoleKind::Virtio)),
+            "none" => (true, Some(ConsoleKind::None)),
+            _ => (false, None),
+        };
+        let backend_value = match part.as_str() {
+            "stdio" => Some(ConsoleBackend::Stdio),
+            "pty" => Some(ConsoleBackend::Pty),
+            p => p
+                .strip_prefix("socket:")
+                .filter(|path| !path.is_empty())
+                .map(|path| ConsoleBackend::Socket {
+                    path: if Path::new(path).is_relative() {
+                        base.join(path)
+                    } else {
+                        PathBuf::from(path)
+                    },
+                }),
+        };
+        let dup = if is_kind {
+            kind.replace(value.expect("a kind")).is_some()
+        } else if let Some(b) = backend_value {
+            backend.replace(b).is_some()
+        } else {
+            return Err(
+                SpecError::new(source, format!("{part:?} in {text:?} is not a console"))
+                    .hint(USAGE),
+            );
+        };
+        if dup {
+            return Err(SpecError::new(source, format!("{text:?} names two consoles")).hint(USAGE));
+        }
+    }
+    let backend = backend.unwrap_or(ConsoleBackend::Stdio);
+    if let ConsoleBackend::Socket { path } = &backend {
+        check_path(path, source)?;
+    }
+    let kind = kind.unwrap_or(ConsoleKind::Sclp);
+    if kind == ConsoleKind::None && backend != ConsoleBackend::Stdio {
+        return Err(SpecError::new(
+            source,
+            format!("{text:?} asks for no console and for a console backend"),
+        )
+        .hint(USAGE));
+    }
+    Ok((kind, backend))
+}
+
+/// Parses `--net user[,mac=M][,devno=D]` or `--net tap,ifname=IF[,mac=M][,devno=D]`.
 pub fn parse_net_flag(text: &str) -> Result<Net, SpecError> {
     const FLAG: &str = "--net";
     let mut parts = split_qemu_opts(text).into_iter();
     let kind = parts.next().unwrap_or_default();
-    let (mut ifname, mut mac) = (None, None);
+    let (mut ifname, mut mac, mut devno) = (None, None, None);
     for opt in parts {
         match opt.split_once('=') {
             Some(("ifname", v)) => ifname = Some(v.to_string()),
             Some(("mac", v)) => mac = Some(v.to_string()),
+            Some(("devno", v)) => devno = Some(parse_devno(v, FLAG)?),
             _ => {
                 return Err(
-                    SpecError::new(FLAG, format!("unknown option {opt:?} in {text:?}"))
-                        .hint("use --net user[,mac=M] or --net tap,ifname=IF[,mac=M]"),
+                    SpecError::new(FLAG, format!("unknown option {opt:?} in {text:?}")).hint(
+                        "use --net user[,mac=M][,devno=fe.0.XXXX] or --net tap,ifname=IF[,mac=M][,devno=fe.0.XXXX]",
+                    ),
                 )
             }
         }
     }
-    net_from_parts(&kind, ifname, mac, FLAG)
+    net_from_parts(&kind, ifname, mac, devno, FLAG)
 }
 
 fn net_from_parts(
     kind: &str,
     ifname: Option<String>,
     mac: Option<String>,
+    devno: Option<Devno>,
     source: &str,
 ) -> Result<Net, SpecError> {
     let backend = match (kind, ifname) {
@@ -526,23 +670,23 @@ fn net_from_parts(
             )
         }
     };
-    if let Some(m) = &mac {
-        if !is_mac(m) {
-            return Err(
-                SpecError::new(source, format!("{m:?} is not a MAC address"))
-                    .hint("write it as six hex pairs: 52:54:00:12:34:56"),
-            );
-        }
-    }
-    Ok(Net { backend, mac })
-}
-
-fn is_mac(m: &str) -> bool {
-    let parts: Vec<&str> = m.split(':').collect();
-    parts.len() == 6
-        && parts
-            .iter()
-            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+    let mac = match mac {
+        None => None,
+        Some(m) => Some(
+            Mac::parse(&m)
+                .map_err(|e| {
+                    SpecError::new(source, e).hint(
+                        "write a unicast MAC as six hex pairs (first octet even, e.g. 52:54:00:12:34:56), or leave mac= out to get one derived from the guest name",
+                    )
+                })?
+                .to_string(),
+        ),
+    };
+    Ok(Net {
+        backend,
+        mac,
+        devno,
+    })
 }
 
 fn parse_on_off(v: &str) -> Option<bool> {
@@ -553,21 +697,49 @@ fn parse_on_off(v: &str) -> Option<bool> {
     }
 }
 
-fn is_word(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 32
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
+/// Image formats every QEMU build opens read-write, including those built with a format
+/// whitelist (RHEL's qemu-kvm: `--block-drv-rw-whitelist`).
+pub const DISK_FORMATS_RW: &[&str] = &["raw", "qcow2", "luks"];
+/// QEMU's other image formats: only for `readonly=on` disks, since whitelisting builds open
+/// them read-only or not at all.
+pub const DISK_FORMATS_RO: &[&str] = &[
+    "vmdk",
+    "vhdx",
+    "vpc",
+    "qcow",
+    "qed",
+    "vdi",
+    "parallels",
+    "bochs",
+    "cloop",
+    "dmg",
+];
 
 fn check_disk(disk: &Disk, source: &str) -> Result<(), SpecError> {
     check_path(&disk.path, source)?;
-    if !is_word(&disk.format) {
+    let format = disk.format.as_str();
+    if !DISK_FORMATS_RW.contains(&format) && !DISK_FORMATS_RO.contains(&format) {
         return Err(SpecError::new(
             source,
-            format!("format {:?} is not an image format name", disk.format),
+            format!(
+                "format {format:?} is not a QEMU image format (read-write: {}; read-only: {})",
+                DISK_FORMATS_RW.join(", "),
+                DISK_FORMATS_RO.join(", ")
+            ),
         )
-        .hint("use format=raw or format=qcow2"));
+        .hint("use format=raw or format=qcow2 (`qemu-img info FILE` shows an image's format)"));
+    }
+    if !disk.readonly && DISK_FORMATS_RO.contains(&format) {
+        return Err(SpecError::new(
+            source,
+            format!(
+                "format {format:?} is opened read-only by QEMU builds with a format whitelist (read-write: {})",
+                DISK_FORMATS_RW.join(", ")
+            ),
+        )
+        .hint(
+            "convert it with `qemu-img convert -O qcow2 IMAGE NEW.qcow2`, or attach it with readonly=on",
+        ));
     }
     if let Some(cache) = &disk.cache {
         if !["none", "writeback", "writethrough", "directsync", "unsafe"].contains(&cache.as_str())
@@ -739,14 +911,21 @@ pub fn validate(
                 .hint("rebuild the SE image with pvimg/genprotimg to change them, or add --no-pv for a plain guest"));
             }
         }
-        let Some(image) = input.pv_image.clone() else {
+        // Booting the SE image zipl wrote to a disk needs `--pv` (or `pv = true`) said
+        // out loud: QEMU boots a disk without an SE image unprotected, without a word.
+        let explicit_pv = input.no_pv == Some(false);
+        let disk_boot = input.disks.as_ref().is_some_and(|d| !d.is_empty());
+        let image = input.pv_image.clone();
+        if image.is_none() && !(explicit_pv && disk_boot) {
             return Err(SpecError::new(
                 "--pv-image",
                 "a Secure Execution guest needs its SE image",
             )
-            .hint("add --pv-image IMG, or --no-pv (with --kernel or --disk) for a plain guest"));
-        };
-        check_path(&image, &name!(pv_image, "--pv-image", "pv-image"))?;
+            .hint("add --pv-image IMG; or --pv with --disk to boot the SE image zipl wrote to that disk; or --no-pv (with --kernel or --disk) for a plain guest"));
+        }
+        if let Some(image) = &image {
+            check_path(image, &name!(pv_image, "--pv-image", "pv-image"))?;
+        }
         Boot::Pv { image }
     };
     let pv = matches!(boot, Boot::Pv { .. });
@@ -853,6 +1032,45 @@ pub fn validate(
         check_extra_args_for_pv(&extra_args)?;
     }
 
+    let disks = input.disks.clone().unwrap_or_default();
+    let boot_disk = boot_disk(&boot, &disks, &name!(disks, "--disk", "disk"))?;
+    let (console, console_backend) = input
+        .console
+        .clone()
+        .unwrap_or((ConsoleKind::Sclp, ConsoleBackend::Stdio));
+    if let ConsoleBackend::Socket { path } = &console_backend {
+        if *path == qmp {
+            return Err(SpecError::new(
+                name!(console, "--console", "console"),
+                format!(
+                    "the console socket {} is also the QMP socket",
+                    path.display()
+                ),
+            )
+            .hint("give the console its own socket path"));
+        }
+    }
+    let rng = input.rng.unwrap_or(false);
+    let mut nets = input.nets.clone().unwrap_or_default();
+    let devnos = device_numbers(
+        &disks,
+        &nets,
+        console == ConsoleKind::Virtio,
+        rng,
+        &extra_args,
+        |field| match field {
+            "disk" => name!(disks, "--disk", "disk"),
+            "net" => name!(nets, "--net", "net"),
+            "console" => name!(console, "--console", "console"),
+            _ => name!(rng, "--rng", "rng"),
+        },
+    )?;
+    for (net, devno) in nets.iter_mut().zip(&devnos.nets) {
+        if net.mac.is_none() {
+            net.mac = Some(Mac::derived(&name, *devno).to_string());
+        }
+    }
+
     Ok(VmSpec {
         name,
         memory_mib,
@@ -861,15 +1079,148 @@ pub fn validate(
         boot,
         mdev,
         vfio_backend,
-        disks: input.disks.clone().unwrap_or_default(),
-        nets: input.nets.clone().unwrap_or_default(),
-        console: input.console.unwrap_or(ConsoleKind::Sclp),
-        rng: input.rng.unwrap_or(false),
+        disks,
+        nets,
+        console,
+        console_backend,
+        devnos,
+        boot_disk,
+        rng,
         hugepages,
         iommu_platform: pv || input.iommu_platform.unwrap_or(false),
         qmp,
         qemu: input.qemu.clone(),
         extra_args,
+    })
+}
+
+/// The disk that gets `bootindex=1`: the one marked `boot=on`, else the first when no
+/// kernel is booted. A secure guest with an SE image boots the image unless a disk is marked.
+fn boot_disk(boot: &Boot, disks: &[Disk], source: &str) -> Result<Option<usize>, SpecError> {
+    let marked: Vec<usize> = (0..disks.len()).filter(|&i| disks[i].boot).collect();
+    if marked.len() > 1 {
+        return Err(SpecError::new(
+            source,
+            format!(
+                "disks #{} and #{} are both marked boot=on",
+                marked[0] + 1,
+                marked[1] + 1
+            ),
+        )
+        .hint("mark one disk with boot=on"));
+    }
+    let kernel = match boot {
+        Boot::Pv { image } => image.is_some(),
+        Boot::Plain { kernel, .. } => kernel.is_some(),
+    };
+    if let (Some(&i), true) = (marked.first(), kernel) {
+        if matches!(boot, Boot::Plain { .. }) {
+            return Err(SpecError::new(
+                source,
+                format!(
+                    "disk #{} is marked boot=on but --kernel boots the guest",
+                    i + 1
+                ),
+            )
+            .hint("drop boot=on, or drop --kernel to boot from the disk"));
+        }
+    }
+    Ok(match marked.first() {
+        Some(&i) => Some(i),
+        None if kernel || disks.is_empty() => None,
+        None => Some(0),
+    })
+}
+
+/// Numbers every virtio-ccw device (see [`crate::devno`]); `source` names the flag or key
+/// of a field (`disk`, `net`, `console`, `rng`) for errors.
+fn device_numbers(
+    disks: &[Disk],
+    nets: &[Net],
+    virtio_console: bool,
+    rng: bool,
+    extra_args: &[OsString],
+    source: impl Fn(&str) -> String,
+) -> Result<DeviceNumbers, SpecError> {
+    use devno::{Kind, Request};
+    let mut requests = Vec::new();
+    for (i, d) in disks.iter().enumerate() {
+        requests.push(Request {
+            kind: Kind::Disk,
+            given: d.devno,
+            label: format!("{} #{} ({})", source("disk"), i + 1, d.path.display()),
+        });
+    }
+    for (i, n) in nets.iter().enumerate() {
+        let what = match &n.backend {
+            NetBackend::User => "user".to_string(),
+            NetBackend::Tap { ifname } => format!("tap {ifname}"),
+        };
+        requests.push(Request {
+            kind: Kind::Net,
+            given: n.devno,
+            label: format!("{} #{} ({what})", source("net"), i + 1),
+        });
+    }
+    if virtio_console {
+        requests.push(Request {
+            kind: Kind::Serial,
+            given: None,
+            label: format!("the virtio console ({})", source("console")),
+        });
+    }
+    if rng {
+        requests.push(Request {
+            kind: Kind::Rng,
+            given: None,
+            label: format!("the rng ({})", source("rng")),
+        });
+    }
+    let mut numbers = devno::assign(&requests)
+        .map_err(|e| {
+            let at = match &e {
+                devno::AssignError::Collision { second, .. } => second,
+                devno::AssignError::RangeFull { label } => label,
+            };
+            let field = requests
+                .iter()
+                .find(|r| &r.label == at)
+                .map(|r| match r.kind {
+                    Kind::Disk => "disk",
+                    Kind::Net => "net",
+                    Kind::Serial => "console",
+                    Kind::Rng => "rng",
+                })
+                .unwrap_or("disk");
+            SpecError::new(source(field), e.to_string()).hint(
+                "give one of them another devno=fe.0.XXXX (disks are numbered from fe.0.0000, NICs from fe.0.1000, the virtio console fe.0.2000, the rng fe.0.3000)",
+            )
+        })?
+        .into_iter();
+    for extra in devno::in_extra_args(extra_args) {
+        if let Some(i) = requests
+            .iter()
+            .zip(numbers.clone())
+            .position(|(_, n)| n == extra)
+        {
+            return Err(SpecError::new(
+                "extra QEMU arguments",
+                format!(
+                    "devno={extra} in the extra arguments is also {}'s device number",
+                    requests[i].label
+                ),
+            )
+            .hint("give the extra device another devno, or that device devno=fe.0.XXXX"));
+        }
+    }
+    let mut take = |n: usize| numbers.by_ref().take(n).collect::<Vec<_>>();
+    let disks = take(disks.len());
+    let nets = take(nets.len());
+    Ok(DeviceNumbers {
+        disks,
+        nets,
+        serial: virtio_console.then(|| take(1)[0]),
+        rng: rng.then(|| take(1)[0]),
     })
 }
 
@@ -1275,6 +1626,274 @@ ifname = "tap0"
         assert_eq!(spec.disks.len(), 2);
         assert_eq!(spec.nets.len(), 1);
         assert!(spec.rng && spec.iommu_platform);
+    }
+
+    fn disks(flags: &[&str]) -> Option<Vec<Disk>> {
+        Some(flags.iter().map(|d| parse_disk_flag(d).unwrap()).collect())
+    }
+
+    fn nets(flags: &[&str]) -> Option<Vec<Net>> {
+        Some(flags.iter().map(|n| parse_net_flag(n).unwrap()).collect())
+    }
+
+    #[test]
+    fn every_virtio_ccw_device_is_numbered_and_a_new_disk_moves_no_nic() {
+        let one = flags_only(SpecInput {
+            disks: disks(&["/a.img"]),
+            nets: nets(&["user", "tap,ifname=tap0"]),
+            rng: Some(true),
+            console: Some((ConsoleKind::Virtio, ConsoleBackend::Stdio)),
+            ..pv_input()
+        })
+        .unwrap();
+        assert_eq!(one.devnos.disks, [Devno::new(0)]);
+        assert_eq!(one.devnos.nets, [Devno::new(0x1000), Devno::new(0x1001)]);
+        assert_eq!(one.devnos.serial, Some(Devno::new(0x2000)));
+        assert_eq!(one.devnos.rng, Some(Devno::new(0x3000)));
+        // The user adds a disk in front of the others: the NICs keep number and MAC.
+        let two = flags_only(SpecInput {
+            disks: disks(&["/new.img", "/a.img"]),
+            nets: nets(&["user", "tap,ifname=tap0"]),
+            rng: Some(true),
+            console: Some((ConsoleKind::Virtio, ConsoleBackend::Stdio)),
+            ..pv_input()
+        })
+        .unwrap();
+        assert_eq!(two.devnos.nets, one.devnos.nets);
+        assert_eq!(two.nets, one.nets);
+        assert_eq!(two.devnos.rng, one.devnos.rng);
+        // ...and the disk that must not move pins its number.
+        let pinned = flags_only(SpecInput {
+            disks: disks(&["/new.img", "/a.img,devno=fe.0.0000"]),
+            ..pv_input()
+        });
+        let e = pinned.unwrap_err();
+        assert_eq!(e.source_name, "--disk");
+        assert!(
+            e.message.contains("--disk #1 (/new.img)") && e.message.contains("--disk #2 (/a.img)"),
+            "{e}"
+        );
+        assert!(e.message.contains("fe.0.0000"), "{e}");
+        let pinned = flags_only(SpecInput {
+            disks: disks(&["/new.img,devno=fe.0.0100", "/a.img,devno=fe.0.0000"]),
+            ..pv_input()
+        })
+        .unwrap();
+        assert_eq!(pinned.devnos.disks, [Devno::new(0x100), Devno::new(0)]);
+        // A NIC pinned onto the rng's number names both.
+        let e = flags_only(SpecInput {
+            nets: nets(&["user,devno=fe.0.3000"]),
+            rng: Some(true),
+            ..pv_input()
+        })
+        .unwrap_err();
+        assert!(
+            e.message.contains("--net #1") && e.message.contains("the rng"),
+            "{e}"
+        );
+        // A devno in the extra arguments is checked too.
+        let e = flags_only(SpecInput {
+            nets: nets(&["user"]),
+            extra_args: Some(vec![
+                "-device".into(),
+                "virtio-net-ccw,devno=fe.0.1000".into(),
+            ]),
+            ..pv_input()
+        })
+        .unwrap_err();
+        assert_eq!(e.source_name, "extra QEMU arguments");
+        for bad in ["/a,devno=0.0.0001", "/a,devno=fe.0.12345", "/a,devno="] {
+            assert_eq!(
+                parse_disk_flag(bad).unwrap_err().source_name,
+                "--disk",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn nics_get_a_mac_from_the_guest_name_and_multicast_is_refused() {
+        let spec = flags_only(SpecInput {
+            name: Some("secure1".into()),
+            nets: nets(&["user", "user,devno=fe.0.1001", "user,mac=52:54:00:aa:bb:cc"]),
+            ..pv_input()
+        })
+        .unwrap();
+        let macs: Vec<&str> = spec
+            .nets
+            .iter()
+            .map(|n| n.mac.as_deref().unwrap())
+            .collect();
+        assert_eq!(
+            macs[0],
+            Mac::derived("secure1", Devno::new(0x1000)).to_string()
+        );
+        // The second NIC's devno was given as its scheme number: same MAC either way.
+        assert_eq!(
+            macs[1],
+            Mac::derived("secure1", Devno::new(0x1001)).to_string()
+        );
+        assert_eq!(macs[2], "52:54:00:aa:bb:cc");
+        assert_ne!(macs[0], macs[1]);
+        let other = flags_only(SpecInput {
+            name: Some("secure2".into()),
+            nets: nets(&["user"]),
+            ..pv_input()
+        })
+        .unwrap();
+        assert_ne!(other.nets[0].mac.as_deref(), Some(macs[0]));
+        let e = parse_net_flag("user,mac=01:00:5e:00:00:01").unwrap_err();
+        assert!(e.message.contains("multicast"), "{e}");
+        let e = parse_config(
+            "[[net]]\ntype = \"user\"\nmac = \"ff:ff:ff:ff:ff:ff\"\n",
+            "vm.toml",
+            Path::new("/"),
+        )
+        .unwrap_err();
+        assert_eq!(e.source_name, "key `net[0]` in vm.toml");
+    }
+
+    #[test]
+    fn console_devices_and_backends() {
+        let base = Path::new("/etc/vms");
+        let p = |t: &str| parse_console(t, "--console", base);
+        assert_eq!(
+            p("sclp").unwrap(),
+            (ConsoleKind::Sclp, ConsoleBackend::Stdio)
+        );
+        assert_eq!(p("pty").unwrap(), (ConsoleKind::Sclp, ConsoleBackend::Pty));
+        assert_eq!(
+            p("virtio,socket:/run/vm,,1.console").unwrap(),
+            (
+                ConsoleKind::Virtio,
+                ConsoleBackend::Socket {
+                    path: "/run/vm,1.console".into()
+                }
+            )
+        );
+        assert_eq!(
+            p("socket:vm1.console").unwrap().1,
+            ConsoleBackend::Socket {
+                path: "/etc/vms/vm1.console".into()
+            }
+        );
+        for bad in [
+            "serial",
+            "pty,pty",
+            "sclp,virtio",
+            "none,pty",
+            "socket:",
+            "tcp:1",
+        ] {
+            assert_eq!(p(bad).unwrap_err().source_name, "--console", "{bad}");
+        }
+        let e = flags_only(SpecInput {
+            qmp: Some("/run/x.sock".into()),
+            console: Some(p("socket:/run/x.sock").unwrap()),
+            ..pv_input()
+        })
+        .unwrap_err();
+        assert_eq!(e.source_name, "--console");
+        let cfg = parse_config(
+            "console = \"virtio,pty\"\npv-image = \"/i\"\n",
+            "vm.toml",
+            base,
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.console,
+            Some((ConsoleKind::Virtio, ConsoleBackend::Pty))
+        );
+        let e = parse_config("console = \"serial\"\n", "vm.toml", base).unwrap_err();
+        assert_eq!(e.source_name, "key `console` in vm.toml");
+    }
+
+    #[test]
+    fn a_secure_guest_boots_from_its_disk_with_pv_said_out_loud() {
+        let from_disk = SpecInput {
+            no_pv: Some(false),
+            pv_image: None,
+            disks: disks(&["/vm/root.qcow2,format=qcow2", "/vm/data.img"]),
+            ..pv_input()
+        };
+        let spec = flags_only(from_disk.clone()).unwrap();
+        assert!(spec.is_pv());
+        assert_eq!(spec.boot_disk, Some(0));
+        assert_eq!(spec.pv_image(), None);
+        assert_eq!(spec.pv_kernel(), None);
+        // Without --pv a missing SE image stays an error (a disk without one would boot
+        // unprotected), and the hint names --pv.
+        let e = flags_only(SpecInput {
+            no_pv: None,
+            ..from_disk.clone()
+        })
+        .unwrap_err();
+        assert_eq!(e.source_name, "--pv-image");
+        assert!(e.hint.unwrap().contains("--pv"));
+        // boot=on picks the disk; --pv-image then names the image to verify, not to boot.
+        let verified = flags_only(SpecInput {
+            pv_image: Some("/img/se.img".into()),
+            disks: disks(&["/vm/data.img", "/vm/root.qcow2,format=qcow2,boot=on"]),
+            ..from_disk.clone()
+        })
+        .unwrap();
+        assert_eq!(verified.boot_disk, Some(1));
+        assert_eq!(verified.pv_image(), Some(Path::new("/img/se.img")));
+        assert_eq!(verified.pv_kernel(), None);
+        // With an SE image and no marked disk the image boots, as before.
+        let kernel = flags_only(SpecInput {
+            disks: disks(&["/vm/data.img"]),
+            ..pv_input()
+        })
+        .unwrap();
+        assert_eq!(kernel.boot_disk, None);
+        assert_eq!(kernel.pv_kernel(), Some(Path::new("/img/se.img")));
+        let e = flags_only(SpecInput {
+            disks: disks(&["/a,boot=on", "/b,boot=on"]),
+            ..from_disk.clone()
+        })
+        .unwrap_err();
+        assert_eq!(e.source_name, "--disk");
+        // The config equivalent: pv = true and a [[disk]].
+        let cfg = parse_config(
+            "pv = true\nmdev = \"62177883-f1bb-47f0-914d-32a22e3a8804\"\n[[disk]]\npath = \"root.qcow2\"\nformat = \"qcow2\"\n",
+            "vm.toml",
+            Path::new("/etc/vms"),
+        )
+        .unwrap();
+        let origins = Origins {
+            config: Some("vm.toml".into()),
+            from_config: cfg.clone(),
+            from_flags: SpecInput::default(),
+        };
+        let spec = validate(cfg, &origins, Path::new("/run")).unwrap();
+        assert_eq!(spec.boot_disk, Some(0));
+        assert!(spec.is_pv());
+    }
+
+    #[test]
+    fn disk_formats_are_qemus() {
+        assert!(parse_disk_flag("/a,format=qcow2").is_ok());
+        assert!(parse_disk_flag("/a,format=luks").is_ok());
+        let e = parse_disk_flag("/a,format=vmdk").unwrap_err();
+        assert!(
+            e.message.contains("read-only") && e.message.contains("raw, qcow2, luks"),
+            "{e}"
+        );
+        assert!(e.hint.unwrap().contains("qemu-img convert"));
+        assert!(parse_disk_flag("/a,format=vmdk,readonly=on").is_ok());
+        let e = parse_disk_flag("/a,format=qcow3").unwrap_err();
+        assert!(
+            e.message.contains("not a QEMU image format") && e.message.contains("vmdk"),
+            "{e}"
+        );
+        let e = parse_config(
+            "[[disk]]\npath = \"/a\"\nformat = \"img\"\n",
+            "vm.toml",
+            Path::new("/"),
+        )
+        .unwrap_err();
+        assert_eq!(e.source_name, "key `disk[0]` in vm.toml");
     }
 
     #[test]

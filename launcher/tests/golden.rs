@@ -205,7 +205,7 @@ fn every_device_kind_under_pv() {
             spec::parse_net_flag("user").unwrap(),
         ]),
         rng: Some(true),
-        console: Some(spec::ConsoleKind::Virtio),
+        console: Some((spec::ConsoleKind::Virtio, spec::ConsoleBackend::Stdio)),
         qmp: Some("/run/vm,1/qmp.sock".into()),
         extra_args: Some(vec![
             "-d".into(),
@@ -231,7 +231,7 @@ fn plain_guests() {
         kernel: Some("/boot/vmlinuz".into()),
         initrd: Some("/boot/initrd, new.img".into()),
         append: Some("console=ttysclp0 root=/dev/vda1".into()),
-        console: Some(spec::ConsoleKind::None),
+        console: Some((spec::ConsoleKind::None, spec::ConsoleBackend::Stdio)),
         ..SpecInput::default()
     };
     golden(
@@ -264,7 +264,7 @@ fn plain_guests() {
         no_pv: Some(true),
         iommu_platform: Some(true),
         disks: Some(vec![spec::parse_disk_flag("/vm/boot.img").unwrap()]),
-        console: Some(spec::ConsoleKind::Virtio),
+        console: Some((spec::ConsoleKind::Virtio, spec::ConsoleBackend::Stdio)),
         ..SpecInput::default()
     };
     golden(
@@ -273,4 +273,62 @@ fn plain_guests() {
         Some(&v(7, 2)),
         &HostFacts::default(),
     );
+}
+
+#[test]
+fn secure_guest_booting_from_its_disk() {
+    let from_disk = SpecInput {
+        no_pv: Some(false),
+        pv_image: None,
+        disks: Some(vec![
+            spec::parse_disk_flag("/var/lib/vm/root.qcow2,format=qcow2").unwrap(),
+            spec::parse_disk_flag("/var/lib/vm/data.img,devno=fe.0.0100").unwrap(),
+        ]),
+        nets: Some(vec![spec::parse_net_flag("tap,ifname=tap0").unwrap()]),
+        ..pv(true)
+    };
+    let plan = golden(
+        "pv-boot-disk-10.1",
+        &spec(from_disk.clone()),
+        Some(&v(10, 1)),
+        &host(true, false),
+    );
+    assert!(!plan.argv.iter().any(|a| a == "-kernel"));
+    // --pv-image with a disk marked boot=on: the image is verified, the disk boots.
+    let verified = SpecInput {
+        pv_image: Some("/var/lib/aplaunch/se.img".into()),
+        disks: Some(vec![
+            spec::parse_disk_flag("/var/lib/vm/data.img").unwrap(),
+            spec::parse_disk_flag("/var/lib/vm/root.qcow2,format=qcow2,boot=on").unwrap(),
+        ]),
+        ..from_disk
+    };
+    let plan = golden(
+        "pv-boot-disk-verified-10.1",
+        &spec(verified),
+        Some(&v(10, 1)),
+        &host(true, false),
+    );
+    assert!(!plan.argv.iter().any(|a| a == "-kernel"));
+}
+
+#[test]
+fn consoles_for_services() {
+    for (name, console) in [
+        ("plain-console-pty-7.2", "pty"),
+        (
+            "plain-console-socket-7.2",
+            "virtio,socket:/run/aplaunch/plain1,,a.console",
+        ),
+    ] {
+        let input = SpecInput {
+            no_pv: Some(true),
+            accel: Some(spec::Accel::Tcg),
+            name: Some("plain1".into()),
+            kernel: Some("/boot/vmlinuz".into()),
+            console: Some(spec::parse_console(console, "--console", Path::new("/")).unwrap()),
+            ..SpecInput::default()
+        };
+        golden(name, &spec(input), Some(&v(7, 2)), &HostFacts::default());
+    }
 }

@@ -49,7 +49,7 @@ fn all_plans() -> Vec<LaunchPlan> {
             pv_image: Some("/se.img".into()),
             mdev: Some("62177883-f1bb-47f0-914d-32a22e3a8804".into()),
             vfio_backend: Some(backend),
-            console: Some(console),
+            console: Some((console, spec::ConsoleBackend::Stdio)),
             ..SpecInput::default()
         })
     };

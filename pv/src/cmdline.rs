@@ -59,22 +59,52 @@ pub fn params(cmdline: &str) -> Vec<String> {
     out
 }
 
-/// Finds `prot_virt=` (exact name; the last valid occurrence wins, as each one is applied in turn).
+/// Finds `prot_virt=` (exact name) and answers what the kernel makes of it.
+///
+/// The early boot parser only ever SETS the flag (arch/s390/boot/ipl_parm.c,
+/// `parse_boot_command_line`: `if (!strcmp(param, "prot_virt")) { rc = kstrtobool(val,
+/// &enabled); if (!rc && enabled) prot_virt_host = 1; }`): once one occurrence reads true,
+/// a later `prot_virt=0` does not clear it. So the answer is `Enabled` with the first true
+/// value if there is one, else `Disabled` with the last false value, else `Invalid` with
+/// the first value kstrtobool rejects, else `Absent`.
 pub fn prot_virt(cmdline: &str) -> ProtVirtParam {
-    let mut verdict = ProtVirtParam::Absent;
+    let mut disabled = None;
+    let mut invalid = None;
     for param in params(cmdline) {
         let Some(value) = param.strip_prefix("prot_virt=") else {
             continue;
         };
-        verdict = match kstrtobool(value) {
-            Some(true) => ProtVirtParam::Enabled(value.to_string()),
-            Some(false) => ProtVirtParam::Disabled(value.to_string()),
-            // An invalid value leaves the previous setting in force.
-            None if verdict == ProtVirtParam::Absent => ProtVirtParam::Invalid(value.to_string()),
-            None => continue,
-        };
+        match kstrtobool(value) {
+            Some(true) => return ProtVirtParam::Enabled(value.to_string()),
+            Some(false) => disabled = Some(value.to_string()),
+            None => {
+                invalid.get_or_insert_with(|| value.to_string());
+            }
+        }
     }
-    verdict
+    match (disabled, invalid) {
+        (Some(v), _) => ProtVirtParam::Disabled(v),
+        (None, Some(v)) => ProtVirtParam::Invalid(v),
+        (None, None) => ProtVirtParam::Absent,
+    }
+}
+
+/// The `prot_virt=` values that read false but come after a true one: the kernel ignores
+/// them (the flag is set once), which is worth saying to someone who wrote them.
+pub fn ignored_disables(cmdline: &str) -> Vec<String> {
+    let mut enabled = false;
+    let mut out = Vec::new();
+    for param in params(cmdline) {
+        let Some(value) = param.strip_prefix("prot_virt=") else {
+            continue;
+        };
+        match kstrtobool(value) {
+            Some(true) => enabled = true,
+            Some(false) if enabled => out.push(value.to_string()),
+            _ => {}
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -95,7 +125,7 @@ mod tests {
     }
 
     #[test]
-    fn exact_name_bare_and_last_wins() {
+    fn exact_name_bare_and_set_once() {
         assert_eq!(
             prot_virt("root=/dev/dasda1 prot_virt=1"),
             ProtVirtParam::Enabled("1".into())
@@ -105,8 +135,26 @@ mod tests {
             prot_virt("prot_virtual=1 xprot_virt=1"),
             ProtVirtParam::Absent
         );
+        // the boot parser only sets the flag: a later 0 does not clear an earlier 1
         assert_eq!(
             prot_virt("prot_virt=1 prot_virt=0"),
+            ProtVirtParam::Enabled("1".into())
+        );
+        assert_eq!(
+            prot_virt("prot_virt=0 prot_virt=yes prot_virt=off"),
+            ProtVirtParam::Enabled("yes".into())
+        );
+        assert_eq!(
+            prot_virt("prot_virt=0 prot_virt=n"),
+            ProtVirtParam::Disabled("n".into())
+        );
+        assert_eq!(
+            ignored_disables("prot_virt=0 prot_virt=1 prot_virt=off"),
+            ["off"]
+        );
+        assert!(ignored_disables("prot_virt=0 prot_virt=1").is_empty());
+        assert_eq!(
+            prot_virt("prot_virt=bogus prot_virt=0"),
             ProtVirtParam::Disabled("0".into())
         );
         assert_eq!(

@@ -97,8 +97,8 @@ fn prot_virt(root: &HostRoot, uv: &UvInfo) -> Check {
         }
         Err(e) => return Check::skip(ID, e.to_string()),
     };
-    let cmdline = match root.read_string("proc/cmdline") {
-        Ok(text) => cmdline::prot_virt(&text),
+    let (cmdline, ignored) = match root.read_string("proc/cmdline") {
+        Ok(text) => (cmdline::prot_virt(&text), cmdline::ignored_disables(&text)),
         Err(e) => return Check::fail(
             ID,
             format!("{found}; {e}"),
@@ -120,7 +120,17 @@ fn prot_virt(root: &HostRoot, uv: &UvInfo) -> Check {
         ),
         ProtVirtParam::Enabled(v) => Check::fail(
             ID,
-            format!("{found} although /proc/cmdline sets prot_virt={v}: the kernel turned PV host support off"),
+            format!(
+                "{found} although /proc/cmdline sets prot_virt={v}{}: the kernel turned PV host support off",
+                if ignored.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (the later prot_virt={} does not clear it: the boot parser only sets the flag)",
+                        ignored.join(", prot_virt=")
+                    )
+                }
+            ),
             "the kernel refuses when it runs as a guest itself, is a kdump kernel, lacks facility 158, or could not \
              donate memory to the ultravisor; see `dmesg | grep -i prot_virt` and run on an LPAR with enough memory",
         ),

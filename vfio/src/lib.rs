@@ -3,20 +3,23 @@
 //! definitions, and the VFIO file descriptors a launcher hands to QEMU.
 //!
 //! Everything is read and written through [`host::HostRoot`]; sysfs writes go through the
-//! [`write::SysfsWriter`] seam so the lifecycle can be tested against a model of the
-//! kernel's rules ([`model::KernelModel`]).
+//! [`write::SysfsWriter`] seam so the lifecycle can be tested against models of the
+//! kernel's rules, one per kernel generation (test-only, `src/model.rs`).
 
 pub mod ap;
 pub mod checks;
 pub mod device;
 pub mod error;
+pub mod holders;
 pub mod lifecycle;
 pub mod lock;
 pub mod mask;
 pub mod matrix_view;
 pub mod mdev;
 pub mod mdevctl;
+#[cfg(test)]
 pub mod model;
+pub mod persistent;
 pub mod scan;
 pub mod write;
 

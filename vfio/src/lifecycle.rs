@@ -9,6 +9,7 @@
 
 use crate::ap::{Apid, Apqi, Apqn};
 use crate::error::{normalize_uuid, Error, KernelError, Result};
+use crate::holders::Holder;
 use crate::lock::ApLock;
 use crate::mask::{Mask, MaskSpec};
 use crate::mdev::{ApConfig, MdevInfo, MATRIX_DIR, TYPE_DIR};
@@ -18,6 +19,7 @@ use crate::write::{errno_name, SysfsWriter};
 use host::HostRoot;
 use serde::Serialize;
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 /// What to create.
 #[derive(Debug, Clone, Default)]
@@ -80,6 +82,14 @@ pub fn free_command(apqn: Apqn) -> String {
     )
 }
 
+/// The `aplaunch ap mdev unassign` commands that take this APQN away from mdev `uuid`.
+pub fn unassign_command(uuid: &str, apqn: Apqn) -> String {
+    format!(
+        "aplaunch ap mdev unassign {uuid} --domain {} (or --adapter {})",
+        apqn.apqi.0, apqn.apid.0
+    )
+}
+
 fn reserved_message(apqn: Apqn) -> String {
     format!(
         "APQN {} is reserved for the host's crypto drivers by the AP bus masks (apmask bit {} and aqmask bit {} are both set)",
@@ -110,11 +120,15 @@ fn check_limits(scan: &ApScan, adapters: &[Apid], domains: &[Apqi]) -> Result<()
 fn check_apqns(scan: &ApScan, uuid: &str, apqns: &[Apqn], autostart: bool) -> Result<Vec<String>> {
     let owners = scan.owners();
     let mut conflicts = Vec::new();
+    let mut first: Option<(Apqn, String)> = None;
     let mut warnings = Vec::new();
     for q in apqns {
         for o in owners.get(q).into_iter().flatten() {
             if o.uuid == uuid {
                 continue;
+            }
+            if o.active || (o.autostart && autostart) {
+                first.get_or_insert_with(|| (*q, o.uuid.clone()));
             }
             if o.active {
                 conflicts.push(format!(
@@ -138,11 +152,15 @@ fn check_apqns(scan: &ApScan, uuid: &str, apqns: &[Apqn], autostart: bool) -> Re
             }
         }
     }
-    if !conflicts.is_empty() {
+    if let Some((q, other)) = first {
         return Err(Error::Refused {
             kind: "conflict",
             message: conflicts.join("; "),
-            hint: "an APQN may belong to one mdev only: unassign it there first (aplaunch ap mdev unassign UUID ...) or choose other adapters/domains; `aplaunch ap matrix` shows who holds what".into(),
+            hint: format!(
+                "an APQN may belong to one mdev only: take APQN {} away from mdev {other} first ({}) or choose other adapters/domains; `aplaunch ap matrix` shows who holds what",
+                q.describe(),
+                unassign_command(&other, q)
+            ),
         });
     }
     let reserved: Vec<Apqn> = apqns
@@ -278,12 +296,12 @@ fn explain(
             )
         }
         (libc::EBUSY, Target::Remove) => (
-            format!("{what} failed: a guest is using it ({name})"),
-            "stop the guest first (or unplug the device: aplaunch qmp unplug)".to_string(),
+            format!("{what} failed: a guest is using it ({name}; vfio_ap before Linux 5.15 refuses instead of waiting)"),
+            format!("stop the guest first, or unplug the device: aplaunch qmp unplug --qmp SOCKET --mdev {uuid}"),
         ),
         (libc::EBUSY, _) => (
-            format!("{what} failed: a guest is running with this mdev and this kernel cannot change a running guest's matrix ({name}; no `hotplug` in /sys/devices/vfio_ap/matrix/features)"),
-            "stop the guest, change the mdev, start it again; or use a kernel with vfio_ap hotplug support".to_string(),
+            format!("{what} failed: a guest is running with mdev {uuid} and this kernel cannot change a running guest's matrix ({name}: vfio_ap before Linux 6.0 refuses while the mdev is attached to a KVM)"),
+            format!("stop the guest, change mdev {uuid}, start the guest again; kernels from 6.0 on update a running guest"),
         ),
         (libc::EEXIST, Target::Create) => (
             format!("{what} failed: an mdev with UUID {uuid} already exists ({name})"),
@@ -291,7 +309,7 @@ fn explain(
         ),
         (libc::EUSERS, Target::Create) => (
             format!("{what} failed: vfio_ap has no mdev instances left (available_instances is 0) ({name})"),
-            "remove mdevs that are no longer needed (aplaunch ap mdev remove UUID)".to_string(),
+            "remove mdevs that are no longer needed (`aplaunch ap list` shows them; aplaunch ap mdev remove <their UUID>)".to_string(),
         ),
         (libc::EINVAL, Target::Create) => (
             format!("{what} failed: the kernel refused {shown:?} as a UUID ({name})"),
@@ -303,7 +321,7 @@ fn explain(
         ),
         (libc::ENOENT, _) => (
             format!("{what} failed: {path} does not exist ({name}); the mdev went away or this kernel lacks the attribute"),
-            "check the mdev with `aplaunch ap mdev show UUID`".to_string(),
+            format!("check the mdev with `aplaunch ap mdev show {uuid}`"),
         ),
         (libc::EACCES, _) | (libc::EPERM, _) => (
             format!("{what} failed: permission denied writing {path} ({name})"),
@@ -388,7 +406,7 @@ pub fn create(
         return Err(Error::Refused {
             kind: "instances",
             message: "vfio_ap has no mdev instances left (available_instances is 0)".into(),
-            hint: "remove mdevs that are no longer needed (aplaunch ap mdev remove UUID)".into(),
+            hint: "remove mdevs that are no longer needed (`aplaunch ap list` shows them; aplaunch ap mdev remove <their UUID>)".into(),
         });
     }
     if req.adapters.is_empty() || req.domains.is_empty() {
@@ -403,6 +421,9 @@ pub fn create(
     check_limits(&scan, &req.adapters, &all_domains)?;
     let apqns = cartesian(&req.adapters, &req.domains);
     let warnings = check_apqns(&scan, &uuid, &apqns, req.define == Some(Start::Auto))?;
+    if req.define == Some(Start::Auto) {
+        crate::persistent::refuse_reserved_at_boot(root, &scan, &apqns)?;
+    }
     if req.define.is_some() && !req.force && scan.definition(&uuid).is_some() {
         return Err(Error::Refused {
             kind: "exists",
@@ -525,19 +546,28 @@ pub fn change(
         });
     }
     let scan = writer.scan(root);
-    let dev = scan.matrix_device.clone().ok_or(Error::ModuleNotLoaded)?;
+    if scan.matrix_device.is_none() {
+        return Err(Error::ModuleNotLoaded);
+    }
     let mdev = scan
         .mdev(&uuid)
         .cloned()
         .ok_or_else(|| Error::MdevNotFound { uuid: uuid.clone() })?;
-    let live = scan.in_use(&mdev);
-    if live && !dev.hotplug() {
+    let dynamic = scan.updates_running_guests(&mdev);
+    // the /proc look is only needed where a running guest changes the answer
+    let hold = (!dynamic || !scan.in_use(&mdev)).then(|| GuestHold::of(root, &scan, &mdev));
+    let live = hold.as_ref().is_none_or(GuestHold::any);
+    if live && !dynamic {
         return Err(Error::Refused {
             kind: "in-use",
             message: format!(
-                "mdev {uuid} is in use by a running guest and this kernel cannot change a running guest's matrix (no `hotplug` in /sys/devices/vfio_ap/matrix/features)"
+                "mdev {uuid} is in use by a running guest ({}) and this kernel cannot change a running guest's matrix ({} has no guest_matrix: vfio_ap before Linux 6.0 answers EBUSY while a guest runs)",
+                hold.as_ref().map(|h| h.describe(&mdev)).unwrap_or_default(),
+                mdev.sysfs_path()
             ),
-            hint: "stop the guest first, or use a kernel with vfio_ap hotplug support".into(),
+            hint: format!(
+                "stop the guest, change mdev {uuid}, start the guest again; kernels from 6.0 on update a running guest"
+            ),
         });
     }
     let mut all_domains = delta.domains.clone();
@@ -580,6 +610,10 @@ pub fn change(
             &cartesian(&new_adapters, &new_domains),
             autostart,
         )?;
+        if autostart && delta.define {
+            let apqns = cartesian(&new_adapters, &new_domains);
+            crate::persistent::refuse_reserved_at_boot(root, &scan, &apqns)?;
+        }
     }
     if scan.definition(&uuid).is_some() && !delta.define {
         warnings.push(format!(
@@ -592,7 +626,8 @@ pub fn change(
         uuid: uuid.clone(),
         done: Vec::new(),
     };
-    if mdev.ap_config.is_some() && dev.ap_config() {
+    // ap_config exists only with its write support (the same 6.x series added both)
+    if mdev.ap_config.is_some() {
         let cfg = ApConfig {
             apm: Mask::from_bits(adapters.iter().map(|a| a.0)),
             aqm: Mask::from_bits(domains.iter().map(|d| d.0)),
@@ -680,17 +715,94 @@ pub fn change(
     })
 }
 
-/// Removes an mdev (refused while a guest uses it unless `force`), and with `undefine` its
-/// mdevctl definition. An mdev that is only defined is just undefined.
+/// What to remove, and how long the kernel may take.
+#[derive(Debug, Clone)]
+pub struct RemoveRequest {
+    /// The mdev.
+    pub uuid: String,
+    /// Remove it even while a guest holds it (the write waits at most `timeout`).
+    pub force: bool,
+    /// Also delete its mdevctl definition.
+    pub undefine: bool,
+    /// The bound on the write to `remove`.
+    pub timeout: Duration,
+}
+
+/// How a guest shows that it holds an mdev.
+struct GuestHold {
+    holders: Vec<Holder>,
+    group_busy: bool,
+    status_in_use: bool,
+}
+
+impl GuestHold {
+    /// Queue `status` (5.17+), the VFIO group's EBUSY, and the processes in /proc with the
+    /// group or cdev open: kernels without queue status show a guest only the latter ways.
+    fn of(root: &HostRoot, scan: &ApScan, mdev: &MdevInfo) -> Self {
+        GuestHold {
+            holders: crate::holders::find(root, mdev),
+            group_busy: matches!(
+                crate::device::group_status(root, mdev),
+                crate::device::GroupStatus::Busy
+            ),
+            status_in_use: scan.in_use(mdev),
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.status_in_use || self.group_busy || !self.holders.is_empty()
+    }
+
+    /// In words, naming the processes and their QMP sockets where known.
+    fn describe(&self, mdev: &MdevInfo) -> String {
+        if !self.holders.is_empty() {
+            return self
+                .holders
+                .iter()
+                .map(Holder::describe)
+                .collect::<Vec<_>>()
+                .join("; ");
+        }
+        let node = crate::device::group_node(mdev)
+            .map(|n| format!("/{}", n.display()))
+            .unwrap_or_else(|| "its VFIO group".into());
+        if self.group_busy {
+            format!("another process has {node} open (no process in /proc shows it)")
+        } else if self.status_in_use {
+            "its queues show status `in use` (no process in /proc shows which guest)".into()
+        } else {
+            "the process holding it".into()
+        }
+    }
+}
+
+fn unplug_hint(uuid: &str, holders: &[Holder]) -> String {
+    match holders.iter().find_map(|h| h.qmp.as_deref()) {
+        Some(sock) => format!(
+            "unplug it from the guest first: aplaunch ap mdev remove {uuid} --unplug (QMP socket {sock}), or aplaunch qmp unplug --qmp {sock} --mdev {uuid}; or stop the guest"
+        ),
+        None => format!(
+            "unplug it from the guest first (aplaunch ap mdev remove {uuid} --unplug --qmp SOCKET, or aplaunch qmp unplug --qmp SOCKET --mdev {uuid}, with the guest's QMP socket), or stop the guest"
+        ),
+    }
+}
+
+/// Removes an mdev, and with `undefine` its mdevctl definition; an mdev that is only
+/// defined is just undefined.
+///
+/// While a guest holds the mdev (queue status `in use`, its VFIO group busy, or a process
+/// in /proc with its group or cdev open) the removal is refused unless `force`, naming the
+/// holders and their QMP sockets. Kernels since 5.15 do not answer EBUSY then: the write
+/// to `remove` blocks until QEMU releases the device, so it is made with a bound
+/// ([`SysfsWriter::write_bounded`]); when the bound runs out the error says so and who holds
+/// the device, and the caller's lock is released as usual.
 pub fn remove(
     root: &HostRoot,
     writer: &dyn SysfsWriter,
     _lock: &ApLock,
-    uuid: &str,
-    force: bool,
-    undefine: bool,
+    req: &RemoveRequest,
 ) -> Result<Outcome> {
-    let uuid = normalize_uuid(uuid)?;
+    let uuid = normalize_uuid(&req.uuid)?;
     let scan = writer.scan(root);
     let mut outcome = Outcome {
         uuid: uuid.clone(),
@@ -698,32 +810,61 @@ pub fn remove(
     };
     match scan.mdev(&uuid) {
         Some(m) => {
-            let busy = scan.in_use(m)
-                || matches!(
-                    crate::device::group_status(root, m),
-                    crate::device::GroupStatus::Busy
-                );
-            if busy && !force {
+            let hold = GuestHold::of(root, &scan, m);
+            let busy = hold.any();
+            if busy && !req.force {
                 return Err(Error::Refused {
                     kind: "in-use",
-                    message: format!("mdev {uuid} is in use by a running guest"),
-                    hint: "stop the guest first, or pass --force to remove it anyway (the guest loses its crypto adapters)".into(),
+                    message: format!(
+                        "mdev {uuid} is in use: {}; removing it now would wait until the guest lets go of it",
+                        hold.describe(m)
+                    ),
+                    hint: format!(
+                        "{}; --force removes it anyway, waiting at most --timeout seconds for QEMU to release it",
+                        unplug_hint(&uuid, &hold.holders)
+                    ),
                 });
             }
             outcome.live = busy;
-            let mut w = Writes {
-                root,
-                writer,
-                uuid: uuid.clone(),
-                done: Vec::new(),
-            };
-            w.write(Target::Remove, matrix_attr(&uuid, "remove"), "1".into())?;
-            outcome.writes = w.done;
+            let path = matrix_attr(&uuid, "remove");
+            match writer.write_bounded(&path, b"1", req.timeout) {
+                Ok(()) => outcome.writes.push(format!("{path}=1")),
+                Err(e) if e.raw_os_error() == Some(libc::ETIMEDOUT) => {
+                    // who holds it now (the guest may have started after the scan)
+                    let hold = GuestHold::of(root, &scan, m);
+                    return Err(Error::Kernel(Box::new(KernelError {
+                        attribute: path,
+                        value: "1".into(),
+                        errno: Some(libc::ETIMEDOUT),
+                        message: format!(
+                            "removing mdev {uuid} did not finish within {} s: the kernel waits until the device is released by {}; the removal stays pending and completes as soon as QEMU lets go",
+                            req.timeout.as_secs(),
+                            hold.describe(m)
+                        ),
+                        hint: format!(
+                            "{}; `aplaunch ap mdev show {uuid}` shows whether it is gone",
+                            unplug_hint(&uuid, &hold.holders)
+                        ),
+                        rollback: None,
+                    })));
+                }
+                Err(source) => {
+                    return Err(explain(
+                        root,
+                        writer,
+                        &uuid,
+                        Target::Remove,
+                        &path,
+                        b"1",
+                        &source,
+                    ))
+                }
+            }
         }
-        None if undefine && scan.definition(&uuid).is_some() => {}
+        None if req.undefine && scan.definition(&uuid).is_some() => {}
         None => return Err(Error::MdevNotFound { uuid }),
     }
-    if undefine {
+    if req.undefine {
         if mdevctl::remove_definition(root, &uuid)? {
             outcome.definition = Some(
                 root.path(mdevctl::definition_path(&uuid))
@@ -841,7 +982,13 @@ pub fn apply_masks(
                 "the new masks would hand queues assigned to mdevs back to the host drivers: {}",
                 list.join(", ")
             ),
-            hint: "unassign them from the mdev first (aplaunch ap mdev unassign UUID ...), or leave those bits clear".into(),
+            hint: {
+                let (q, u) = &preview.taken_from_mdevs[0];
+                format!(
+                    "unassign them from the mdev first ({}), or leave those bits clear",
+                    unassign_command(u, *q)
+                )
+            },
         });
     }
     let mut done = Vec::new();
@@ -871,7 +1018,7 @@ pub fn apply_masks(
             let (message, hint) = match errno {
                 Some(libc::EBUSY) => {
                     let after = writer.scan(root);
-                    let owners: Vec<String> = after
+                    let held: Vec<(Apqn, String)> = after
                         .owners()
                         .into_iter()
                         .filter(|(q, _)| {
@@ -898,17 +1045,22 @@ pub fn apply_masks(
                             ap.test(a) && aq.test(d)
                         })
                         .flat_map(|(q, o)| {
-                            o.into_iter()
-                                .filter(|o| o.active)
-                                .map(move |o| format!("APQN {} of mdev {}", q.describe(), o.uuid))
+                            o.into_iter().filter(|o| o.active).map(move |o| (q, o.uuid))
                         })
+                        .collect();
+                    let owners: Vec<String> = held
+                        .iter()
+                        .map(|(q, u)| format!("APQN {} of mdev {u}", q.describe()))
                         .collect();
                     (
                         format!(
                             "writing {name} failed: the kernel refuses to hand queues assigned to mdevs back to the host drivers{} ({ename})",
                             if owners.is_empty() { String::new() } else { format!(": {}", owners.join(", ")) }
                         ),
-                        "unassign them from the mdev first (aplaunch ap mdev unassign UUID ...)".to_string(),
+                        match held.first() {
+                            Some((q, u)) => format!("unassign them from the mdev first ({})", unassign_command(u, *q)),
+                            None => "unassign them from their mdev first (`aplaunch ap matrix` shows who holds what)".to_string(),
+                        },
                     )
                 }
                 Some(libc::EINVAL) => (

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::lock::ApLock;
-use crate::model::KernelModel;
+use crate::model::{Generation, KernelModel};
 use crate::write::{HostWriter, Recording};
 use std::time::Duration;
 use testkit::hosttree::HostTree;
@@ -44,6 +44,15 @@ fn req(adapters: &[u8], domains: &[u8], controls: &[u8]) -> CreateRequest {
 
 fn a(uuid: &str, attr: &str) -> String {
     format!("{MATRIX_DIR}/{uuid}/{attr}")
+}
+
+fn rm(uuid: &str, force: bool, undefine: bool) -> RemoveRequest {
+    RemoveRequest {
+        uuid: uuid.into(),
+        force,
+        undefine,
+        timeout: Duration::from_secs(2),
+    }
 }
 
 fn writes(model: &KernelModel) -> Vec<String> {
@@ -408,10 +417,13 @@ fn injected_errnos_have_messages() {
 #[test]
 fn ebusy_on_an_old_kernel_with_a_running_guest() {
     let e = env();
-    e.model.with_state(|s| s.hotplug = false);
-    // pre-check: refused before writing
+    e.model.with_state(|s| s.generation = Generation::V5_15);
+    // pre-check: 5.15 shows no queue status, but the QEMU holding the group is in /proc
     e.model
         .with_state(|s| s.mdevs.get_mut(U).unwrap().in_use = true);
+    e.tree
+        .write("proc/31/cmdline", "qemu-system-s390x\0-name\0g31\0")
+        .link("proc/31/fd/4", "/dev/vfio/0");
     let delta = MatrixChange {
         domains: vec![Apqi(171)],
         ..Default::default()
@@ -421,8 +433,15 @@ fn ebusy_on_an_old_kernel_with_a_running_guest() {
         matches!(err, Error::Refused { kind: "in-use", .. }),
         "{err:?}"
     );
+    assert!(
+        err.to_string()
+            .contains("in use by a running guest (process 31 (guest g31) holding /dev/vfio/0)"),
+        "{err}"
+    );
     assert!(e.model.writes().is_empty());
-    // the guest started between our scan and the write: the kernel's EBUSY
+    // the guest started between our scan and the write (and /proc did not show it): the
+    // kernel's EBUSY
+    e.tree.remove("proc/31");
     e.model
         .with_state(|s| s.mdevs.get_mut(U).unwrap().in_use = false);
     e.model.freeze_scan();
@@ -448,7 +467,12 @@ fn ebusy_on_an_old_kernel_with_a_running_guest() {
 #[test]
 fn change_on_an_old_kernel_writes_each_id_and_undoes_on_failure() {
     let e = env();
-    e.model.with_state(|s| s.hotplug = false);
+    e.model.with_state(|s| {
+        s.generation = Generation::V5_15;
+        // 5.x assigns only queues bound to vfio_ap
+        s.queues
+            .extend([Apqn::new(7, 171), Apqn::new(7, 16), Apqn::new(3, 16)]);
+    });
     create(&e.root, &e.model, &e.lock, &req(&[3], &[171], &[])).unwrap();
     let before = e.model.writes().len();
     let delta = MatrixChange {
@@ -614,25 +638,33 @@ fn remove_refuses_an_mdev_in_use_unless_forced() {
     let e = env();
     e.model
         .with_state(|s| s.mdevs.get_mut(U).unwrap().in_use = true);
-    let err = remove(&e.root, &e.model, &e.lock, U, false, false).unwrap_err();
-    assert!(err.to_string().contains("in use by a running guest"));
-    assert!(err.hint().unwrap().contains("--force"));
-    // forced: the kernel itself refuses while the guest holds it
-    let err = kernel(remove(&e.root, &e.model, &e.lock, U, true, false).unwrap_err());
-    assert_eq!(err.errno, Some(libc::EBUSY));
+    let err = remove(&e.root, &e.model, &e.lock, &rm(U, false, false)).unwrap_err();
     assert!(
-        err.message
-            .contains(&format!("removing mdev {U} failed: a guest is using it")),
+        err.to_string().contains(&format!(
+            "mdev {U} is in use: its queues show status `in use`"
+        )),
+        "{err}"
+    );
+    assert!(err.hint().unwrap().contains("--force"));
+    assert!(err.hint().unwrap().contains(&format!("--mdev {U}")));
+    // forced: the kernel does not answer EBUSY but holds the write until QEMU lets go;
+    // the bounded write gives up and says so
+    let err = kernel(remove(&e.root, &e.model, &e.lock, &rm(U, true, false)).unwrap_err());
+    assert_eq!(err.errno, Some(libc::ETIMEDOUT));
+    assert!(
+        err.message.contains(&format!(
+            "removing mdev {U} did not finish within 2 s: the kernel waits until the device is released"
+        )),
         "{}",
         err.message
     );
     e.model
         .with_state(|s| s.mdevs.get_mut(U).unwrap().in_use = false);
-    let out = remove(&e.root, &e.model, &e.lock, U, false, true).unwrap();
+    let out = remove(&e.root, &e.model, &e.lock, &rm(U, false, true)).unwrap();
     assert_eq!(out.writes, vec![format!("{}=1", a(U, "remove"))]);
     assert!(out.definition.is_some());
     assert!(!e.tree.at(&format!("etc/mdevctl.d/matrix/{U}")).exists());
-    let err = remove(&e.root, &e.model, &e.lock, U, false, false).unwrap_err();
+    let err = remove(&e.root, &e.model, &e.lock, &rm(U, false, false)).unwrap_err();
     assert!(matches!(err, Error::MdevNotFound { .. }));
 }
 
@@ -788,7 +820,7 @@ fn real_file_masks_and_remove() {
     let want = format!("0x{}", "f".repeat(64)).replacen("0xff", "0xeb", 1);
     assert_eq!(p.writes, vec![format!("sys/bus/ap/apmask={want}")]);
     assert_eq!(e.tree.read("sys/bus/ap/apmask"), format!("{want}\n"));
-    let out = remove(&e.root, &w, &e.lock, U, false, false).unwrap();
+    let out = remove(&e.root, &w, &e.lock, &rm(U, false, false)).unwrap();
     assert_eq!(out.writes, vec![format!("{}=1", a(U, "remove"))]);
     assert_eq!(e.tree.read(&a(U, "remove")), "1");
     // the example's definition stays
@@ -807,4 +839,174 @@ fn show_reads_active_and_defined() {
     let s = show(&e.root, V).unwrap();
     assert!(s.active.is_none() && s.definition.is_some());
     assert!(matches!(show(&e.root, W), Err(Error::MdevNotFound { .. })));
+}
+
+// --- the same scenario against each kernel generation ---
+
+/// Assigns a domain to the mdev of a running guest (queues `in use`).
+fn live_assign(generation: Generation) -> Result<Outcome> {
+    let e = env();
+    e.model.with_state(|s| {
+        s.generation = generation;
+        s.mdevs.get_mut(U).unwrap().in_use = true;
+        s.aqmask.clear(16);
+        s.queues.push(Apqn::new(5, 16));
+    });
+    let delta = MatrixChange {
+        domains: vec![Apqi(16)],
+        ..Default::default()
+    };
+    change(&e.root, &e.model, &e.lock, U, &delta, true)
+}
+
+#[test]
+fn a_live_assign_works_from_6_0_on_without_features() {
+    // 6.1 has no `features` file: guest_matrix proves the dynamic update
+    let out = live_assign(Generation::V6_1).unwrap();
+    assert!(out.live);
+    assert_eq!(out.writes.len(), 1, "{:?}", out.writes);
+    assert!(out.writes[0].ends_with("/assign_domain=16"));
+    assert!(out.guest_matrix_after.unwrap().contains(&Apqn::new(5, 16)));
+    // 6.13 writes ap_config atomically
+    let out = live_assign(Generation::V6_13).unwrap();
+    assert!(out.writes[0].contains("/ap_config="), "{:?}", out.writes);
+}
+
+#[test]
+fn the_live_assign_that_passes_on_6_1_fails_on_5_15() {
+    assert!(live_assign(Generation::V6_1).is_ok());
+    // 5.15 shows no queue status, so the guest is not seen before the write: the kernel's
+    // EBUSY says it
+    let err = kernel(live_assign(Generation::V5_15).unwrap_err());
+    assert_eq!(err.errno, Some(libc::EBUSY));
+    assert!(
+        err.message.contains("vfio_ap before Linux 6.0"),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message.contains("nothing was changed"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn remove_never_waits_unbounded_on_any_generation() {
+    for g in Generation::ALL {
+        let e = env();
+        e.model.with_state(|s| {
+            s.generation = g;
+            s.mdevs.get_mut(U).unwrap().in_use = true;
+        });
+        // a QEMU in /proc holds the group (on 5.15 the only sign: no queue status)
+        e.tree
+            .write("proc/4242/comm", "qemu-system-s39\n")
+            .write(
+                "proc/4242/cmdline",
+                "qemu-system-s390x\0-name\0guest=web1\0-qmp\0unix:/run/web1.qmp,server=on,wait=off\0",
+            )
+            .link("proc/4242/fd/9", "/dev/vfio/0");
+        let err = remove(&e.root, &e.model, &e.lock, &rm(U, false, false)).unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "process 4242 (qemu-system-s39, guest web1) holding /dev/vfio/0, QMP socket /run/web1.qmp"
+            ),
+            "{g:?}: {err}"
+        );
+        assert!(
+            err.hint().unwrap().contains(&format!(
+                "aplaunch ap mdev remove {U} --unplug (QMP socket /run/web1.qmp)"
+            )),
+            "{g:?}"
+        );
+        let err = kernel(remove(&e.root, &e.model, &e.lock, &rm(U, true, false)).unwrap_err());
+        assert_eq!(err.errno, Some(libc::ETIMEDOUT), "{g:?}");
+        assert!(err.message.contains("guest web1"), "{}", err.message);
+        assert!(e.model.state().mdevs.contains_key(U));
+    }
+}
+
+/// A file whose writes block like the kernel's `remove` while a guest holds the mdev: a
+/// FIFO whose buffer is full (the test holds the reading end and reads only when it lets
+/// go). Host trees cannot hold one as an attribute (the host root opens regular files
+/// only), so the bounded write is tested on the fd itself.
+struct BlockingFile {
+    reader: std::fs::File,
+    writer: Option<std::fs::File>,
+    _dir: tempfile::TempDir,
+}
+
+impl BlockingFile {
+    fn new() -> Self {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("remove");
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .unwrap();
+        let mut filler = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .unwrap();
+        let chunk = [b'x'; 4096];
+        while filler.write(&chunk).is_ok() {}
+        // a blocking writer: its next write waits for room
+        let writer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        BlockingFile {
+            reader,
+            writer: Some(writer),
+            _dir: dir,
+        }
+    }
+
+    /// Drains the FIFO until the blocked writer's byte came through.
+    fn release(mut self) -> Vec<u8> {
+        use std::io::Read;
+        let mut all = Vec::new();
+        let mut buf = [0u8; 65536];
+        loop {
+            match self.reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if all.last() == Some(&b'1') {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        all
+    }
+}
+
+#[test]
+fn a_blocking_write_is_bounded_and_completes_later() {
+    let mut blocking = BlockingFile::new();
+    let file = blocking.writer.take().unwrap();
+    let err = crate::write::write_file_bounded(file, b"1", Duration::from_millis(300)).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ETIMEDOUT));
+    // the child still waits in the kernel: once the reader lets go the byte arrives
+    assert!(blocking.release().ends_with(b"1"));
+}
+
+#[test]
+fn a_bounded_write_reports_the_errno_of_a_refused_write() {
+    let e = env();
+    // a file open for reading only: write(2) answers EBADF, from the child
+    let file = std::fs::File::open(e.tree.at(&a(U, "remove"))).unwrap();
+    let err = crate::write::write_file_bounded(file, b"1", Duration::from_secs(5)).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EBADF));
+    // through the host root: the attribute gets the bytes
+    let w = HostWriter::new(&e.root);
+    w.write_bounded(&a(U, "remove"), b"1", Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(e.tree.read(&a(U, "remove")), "1");
 }

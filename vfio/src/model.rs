@@ -1,10 +1,14 @@
-//! A model of the kernel's vfio_ap and AP bus write rules, as a [`SysfsWriter`].
+//! A model of the kernel's vfio_ap and AP bus write rules, one per kernel generation, as
+//! a [`SysfsWriter`]. Test-only: compiled for this crate's tests, never into the library.
 //!
-//! It answers writes with the errnos the kernel gives (see the module docs of
-//! [`crate::lifecycle`] for the rules): exclusivity between mdevs (EADDRINUSE), mask
-//! reservation (EADDRNOTAVAIL), ids above the limits (ENODEV), idempotent re-assign, create
-//! errors (EINVAL, EEXIST, EUSERS), mask writes that would take assigned queues back
-//! (EBUSY), old-kernel EBUSY on a running guest, and failure injection for rollback tests.
+//! Only a model is possible here (a real vfio_ap needs an IBM Z LPAR with crypto cards), so
+//! each rule follows drivers/s390/crypto/vfio_ap_ops.c and vfio_ap_drv.c of the generation
+//! named in [`Generation`]; docs/kernel-vfio-ap.md lists the sources and what changed when.
+//! It answers writes with the errnos the kernel gives: exclusivity between mdevs
+//! (EADDRINUSE), mask reservation (EADDRNOTAVAIL), ids above the limits (ENODEV),
+//! idempotent re-assign, create errors (EINVAL, EEXIST, EUSERS), mask writes that would take
+//! assigned queues back (EBUSY), the 5.x EBUSY on a running guest, a `remove` that BLOCKS
+//! while a guest holds the mdev, and failure injection for rollback tests.
 
 use crate::ap::{kstrtoul, Apid, Apqi, Apqn};
 use crate::mask::Mask;
@@ -15,6 +19,73 @@ use host::HostRoot;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io;
+use std::time::Duration;
+
+/// The kernel generations users run, each with the vfio_ap behaviour of its sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Generation {
+    /// Linux 5.15 (5.15 - 5.19). vfio_ap_ops.c before the dynamic-configuration rework:
+    /// assign/unassign answer EBUSY while the mdev is attached to a KVM
+    /// (`matrix_mdev->kvm`); every APQN of a new assignment must be a queue bound to
+    /// vfio_ap (`vfio_ap_mdev_verify_queues_reserved_for_apid/apqi`, else EADDRNOTAVAIL),
+    /// then no sharing (EADDRINUSE). No `guest_matrix`, no `ap_config`, no matrix
+    /// `features`, and queues have no `status` (added by "s390/vfio-ap: add status
+    /// attribute to AP queue device's sysfs dir", posted October 2021, after 5.15). The mdev
+    /// is a vfio_device since "vfio/ap_ops: Convert to use vfio_register_group_dev()"
+    /// (5.15): `remove` blocks in vfio_unregister_group_dev until QEMU releases it.
+    V5_15,
+    /// Linux 6.1 (6.0 - 6.11). The rework merged with tag s390-5.20-1 (merge commit
+    /// 24cb958695724ffb4488ef4f65892c0767bcd2f2, Linux 6.0): `guest_matrix`, every
+    /// assign/unassign updates a running guest's APCB (no EBUSY), APQNs need not exist or
+    /// be bound ("s390/vfio-ap: allow assignment of unavailable AP queues to mdev device"):
+    /// only host-reserved APQNs (EADDRNOTAVAIL) and sharing (EADDRINUSE) are refused;
+    /// `guest_matrix` drops a whole adapter when one of its queues is not usable. Queues
+    /// bound to vfio_ap show `status`. `remove` blocks while a guest holds the mdev.
+    V6_1,
+    /// Linux 6.13 (the 6.1x kernels with the mdevctl-automation series): as 6.1, plus the
+    /// mdev attribute `ap_config` (read, and an atomic write of APM, AQM and ADM) and the
+    /// matrix device's `features` (`guest_matrix hotplug ap_config`).
+    V6_13,
+}
+
+impl Generation {
+    /// Every generation, oldest first.
+    pub const ALL: [Generation; 3] = [Generation::V5_15, Generation::V6_1, Generation::V6_13];
+
+    /// Whether mdevs have `guest_matrix` and running guests follow every change.
+    pub fn dynamic(self) -> bool {
+        self >= Generation::V6_1
+    }
+
+    /// Whether mdevs have `ap_config` and the matrix device `features`.
+    pub fn ap_config(self) -> bool {
+        self >= Generation::V6_13
+    }
+
+    /// Whether queues bound to vfio_ap have `status`.
+    pub fn queue_status(self) -> bool {
+        self >= Generation::V6_1
+    }
+
+    /// The generation whose attributes a scan shows: `ap_config` (6.13), `guest_matrix`
+    /// (6.1), neither (5.15). With no mdev to look at, `features` decides.
+    pub fn of_scan(scan: &ApScan) -> Generation {
+        let features = scan
+            .matrix_device
+            .as_ref()
+            .map(|d| d.features.clone())
+            .unwrap_or_default();
+        if scan.mdevs.iter().any(|m| m.ap_config.is_some())
+            || features.iter().any(|f| f == "ap_config")
+        {
+            Generation::V6_13
+        } else if scan.mdevs.iter().any(|m| m.guest_matrix.is_some()) {
+            Generation::V6_1
+        } else {
+            Generation::V5_15
+        }
+    }
+}
 
 /// One mdev of the model.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,8 +96,12 @@ pub struct ModelMdev {
     pub aqm: Mask,
     /// Control domains.
     pub adm: Mask,
-    /// A guest runs with it.
+    /// A guest runs with it (QEMU holds the device, KVM attached).
     pub in_use: bool,
+    /// Its IOMMU group number (taken from the host tree the model starts from).
+    pub iommu_group: Option<u32>,
+    /// Its iommufd cdev name (likewise).
+    pub vfio_cdev: Option<String>,
 }
 
 /// The modelled kernel state.
@@ -46,9 +121,8 @@ pub struct ModelState {
     pub mdevs: BTreeMap<String, ModelMdev>,
     /// `available_instances`.
     pub available_instances: u64,
-    /// A newer kernel (`guest_matrix hotplug ap_config`); an old one refuses changes to a
-    /// running guest with EBUSY.
-    pub hotplug: bool,
+    /// Whose rules apply.
+    pub generation: Generation,
 }
 
 /// The kernel model; see the module docs.
@@ -87,10 +161,11 @@ impl KernelModel {
                     aqm: Mask::from_bits(m.domains.iter().map(|d| d.0)),
                     adm: Mask::from_bits(m.control_domains.iter().map(|d| d.0)),
                     in_use: scan.in_use(m),
+                    iommu_group: m.iommu_group,
+                    vfio_cdev: m.vfio_cdev.clone(),
                 },
             );
         }
-        let hotplug = scan.matrix_device.as_ref().is_some_and(|d| d.hotplug());
         KernelModel::new(ModelState {
             apmask: bus.apmask.unwrap_or_else(Mask::full),
             aqmask: bus.aqmask.unwrap_or_else(Mask::full),
@@ -103,13 +178,20 @@ impl KernelModel {
                 .as_ref()
                 .and_then(|d| d.available_instances)
                 .unwrap_or(65536),
-            hotplug,
+            generation: Generation::of_scan(scan),
         })
     }
 
-    /// The model of the example host `z16-se` as scanned from a tree.
+    /// The model of the host tree under `root`.
     pub fn from_root(root: &HostRoot) -> Self {
         Self::from_scan(&ApScan::read(root))
+    }
+
+    /// The model of the host tree under `root`, with the rules of `generation`.
+    pub fn of_generation(root: &HostRoot, generation: Generation) -> Self {
+        let model = Self::from_root(root);
+        model.with_state(|s| s.generation = generation);
+        model
     }
 
     /// Makes the next write to a path ending in `suffix` fail with `errno` (once).
@@ -153,7 +235,7 @@ impl KernelModel {
                 Queue {
                     apqn: *q,
                     driver: Some(if reserved { "cex4queue" } else { "vfio_ap" }.to_string()),
-                    status: if reserved {
+                    status: if reserved || !st.generation.queue_status() {
                         None
                     } else {
                         Some(match owner {
@@ -180,12 +262,12 @@ impl KernelModel {
                     uuid: uuid.clone(),
                     mdev_type: Some(MDEV_TYPE.into()),
                     driver: Some("vfio_ap_mdev".into()),
-                    guest_matrix: Some(guest_matrix(&st, m)),
+                    guest_matrix: st.generation.dynamic().then(|| guest_matrix(&st, m)),
                     adapters,
                     domains,
                     matrix,
                     control_domains: m.adm.iter().map(Apqi).collect(),
-                    ap_config: if st.hotplug {
+                    ap_config: if st.generation.ap_config() {
                         Some(ApConfig {
                             apm: m.apm,
                             aqm: m.aqm,
@@ -194,8 +276,8 @@ impl KernelModel {
                     } else {
                         None
                     },
-                    iommu_group: None,
-                    vfio_cdev: None,
+                    iommu_group: m.iommu_group,
+                    vfio_cdev: m.vfio_cdev.clone(),
                 }
             })
             .collect();
@@ -210,7 +292,7 @@ impl KernelModel {
             cards: Vec::new(),
             queues,
             matrix_device: Some(MatrixDevice {
-                features: if st.hotplug {
+                features: if st.generation.ap_config() {
                     vec!["guest_matrix".into(), "hotplug".into(), "ap_config".into()]
                 } else {
                     Vec::new()
@@ -280,14 +362,18 @@ impl KernelModel {
                 let Some(m) = st.mdevs.get(&uuid).cloned() else {
                     return Err(err(libc::ENOENT));
                 };
-                let running_old = m.in_use && !st.hotplug;
+                // 5.x: "If the KVM guest is running, disallow assignment" (EBUSY first)
+                let running_old = m.in_use && !st.generation.dynamic();
                 let mut new = m.clone();
                 match attr {
                     "remove" => {
                         let v = kstrtoul(text).ok_or_else(|| err(libc::EINVAL))?;
                         if v != 0 {
                             if m.in_use {
-                                return Err(err(libc::EBUSY));
+                                // vfio_unregister_group_dev waits (re-sending the request
+                                // IRQ) until QEMU closes the device: the write does not
+                                // return while the guest holds it
+                                return Err(blocks());
                             }
                             st.mdevs.remove(&uuid);
                             st.available_instances += 1;
@@ -295,7 +381,7 @@ impl KernelModel {
                         return Ok(());
                     }
                     "ap_config" => {
-                        if !st.hotplug {
+                        if !st.generation.ap_config() {
                             return Err(err(libc::ENOENT));
                         }
                         let cfg = ApConfig::parse(text).ok_or_else(|| err(libc::EINVAL))?;
@@ -317,6 +403,9 @@ impl KernelModel {
                         } else {
                             return Err(err(libc::ENOENT));
                         };
+                        if running_old {
+                            return Err(err(libc::EBUSY));
+                        }
                         let n = kstrtoul(text).ok_or_else(|| err(libc::EINVAL))?;
                         let (max, slot) = match what {
                             "adapter" => (st.max_adapter_id, &mut new.apm),
@@ -327,9 +416,6 @@ impl KernelModel {
                         if n > max as u64 {
                             return Err(err(libc::ENODEV));
                         }
-                        if running_old {
-                            return Err(err(libc::EBUSY));
-                        }
                         if assign {
                             slot.set(n as u8);
                         } else {
@@ -339,10 +425,11 @@ impl KernelModel {
                             st.mdevs.insert(uuid, new);
                             return Ok(());
                         }
+                        if !st.generation.dynamic() && !reserved_for_vfio(&st, &new, what, n as u8)
+                        {
+                            return Err(err(libc::EADDRNOTAVAIL));
+                        }
                     }
-                }
-                if running_old {
-                    return Err(err(libc::EBUSY));
                 }
                 // the new APM x AQM: reserved for the host? owned by another mdev?
                 for a in new.apm.iter() {
@@ -367,6 +454,38 @@ impl KernelModel {
     }
 }
 
+/// The "would block" answer of a write the kernel does not return from while a guest holds
+/// the device. A bounded write turns it into a timeout; a plain write must never meet it.
+fn blocks() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::WouldBlock,
+        "the kernel blocks this write until QEMU releases the device",
+    )
+}
+
+/// 5.x `vfio_ap_mdev_verify_queues_reserved_for_apid` / `_apqi`: every APQN the
+/// assignment adds must be a queue bound to vfio_ap; with nothing assigned on the other
+/// axis, one bound queue of that adapter (domain) is enough.
+fn reserved_for_vfio(st: &ModelState, m: &ModelMdev, what: &str, id: u8) -> bool {
+    let bound = |a: u8, d: u8| {
+        st.queues.contains(&Apqn::new(a, d)) && !(st.apmask.test(a) && st.aqmask.test(d))
+    };
+    let adapter = what == "adapter";
+    let apqn = |other: u8| if adapter { (id, other) } else { (other, id) };
+    let others = if adapter { m.aqm } else { m.apm };
+    if others.is_empty() {
+        (0..=255u8).any(|o| {
+            let (a, d) = apqn(o);
+            bound(a, d)
+        })
+    } else {
+        others.iter().all(|o| {
+            let (a, d) = apqn(o);
+            bound(a, d)
+        })
+    }
+}
+
 /// What the kernel gives the guest: adapters with a missing or host-reserved queue among
 /// the assigned domains are dropped whole.
 fn guest_matrix(st: &ModelState, m: &ModelMdev) -> Vec<Apqn> {
@@ -383,6 +502,15 @@ fn guest_matrix(st: &ModelState, m: &ModelMdev) -> Vec<Apqn> {
 }
 
 impl SysfsWriter for KernelModel {
+    /// A write that would block fails at once with the bound's timeout: the model cannot
+    /// wait, and a real kernel would not return before QEMU lets go.
+    fn write_bounded(&self, path: &str, value: &[u8], _timeout: Duration) -> io::Result<()> {
+        match self.write(path, value) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(crate::write::timed_out()),
+            other => other,
+        }
+    }
+
     fn write(&self, path: &str, value: &[u8]) -> io::Result<()> {
         let injected = {
             let mut faults = self.faults.borrow_mut();
@@ -482,7 +610,7 @@ mod tests {
     fn old_kernel_refuses_changes_to_a_running_guest_and_instances_run_out() {
         let k = model();
         k.with_state(|s| {
-            s.hotplug = false;
+            s.generation = Generation::V5_15;
             s.mdevs.get_mut(U).unwrap().in_use = true;
             s.available_instances = 0;
         });
@@ -492,10 +620,56 @@ mod tests {
             errno(k.write(&format!("{TYPE_DIR}/create"), V.as_bytes())),
             libc::EUSERS
         );
-        assert_eq!(
-            errno(k.write(&format!("{MATRIX_DIR}/{U}/remove"), b"1")),
-            libc::EBUSY
-        );
+        // no generation users run answers EBUSY to remove: it blocks
+        for g in Generation::ALL {
+            k.with_state(|s| s.generation = g);
+            let remove = format!("{MATRIX_DIR}/{U}/remove");
+            let e = k.write(&remove, b"1").unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{g:?}");
+            let e = k
+                .write_bounded(&remove, b"1", Duration::from_secs(1))
+                .unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ETIMEDOUT), "{g:?}");
+        }
+    }
+
+    #[test]
+    fn assignment_rules_differ_between_generations() {
+        // 5.x needs every new APQN bound to vfio_ap; 6.x accepts APQNs that do not exist
+        // (an adapter not configured yet), and guest_matrix filters them out
+        for g in Generation::ALL {
+            let k = model();
+            k.with_state(|s| s.generation = g);
+            let create = format!("{TYPE_DIR}/create");
+            k.write(&create, V.as_bytes()).unwrap();
+            k.write(&format!("{MATRIX_DIR}/{V}/assign_domain"), b"171")
+                .unwrap();
+            // adapter 9 has no queues on this host
+            let r = k.write(&format!("{MATRIX_DIR}/{V}/assign_adapter"), b"9");
+            if g == Generation::V5_15 {
+                assert_eq!(errno(r), libc::EADDRNOTAVAIL);
+            } else {
+                r.unwrap();
+                let scan = k.scan(&HostRoot::system());
+                assert_eq!(scan.mdev(V).unwrap().guest_matrix, Some(vec![]));
+            }
+        }
+    }
+
+    #[test]
+    fn attributes_per_generation() {
+        for g in Generation::ALL {
+            let k = model();
+            k.with_state(|s| s.generation = g);
+            let scan = k.scan(&HostRoot::system());
+            let m = scan.mdev(U).unwrap();
+            assert_eq!(m.guest_matrix.is_some(), g >= Generation::V6_1, "{g:?}");
+            assert_eq!(m.ap_config.is_some(), g >= Generation::V6_13, "{g:?}");
+            let q = scan.queue(Apqn::new(5, 4)).unwrap();
+            assert_eq!(q.status.is_some(), g >= Generation::V6_1, "{g:?}");
+            assert_eq!(Generation::of_scan(&scan), g);
+            assert_eq!(scan.updates_running_guests(m), g >= Generation::V6_1);
+        }
     }
 
     #[test]

@@ -93,11 +93,13 @@ pub struct MatrixDevice {
 }
 
 impl MatrixDevice {
-    /// Whether the kernel can change a running guest's matrix (`hotplug`).
+    /// Whether `features` ADVERTISES `hotplug`. The file came late (6.1x); kernels since
+    /// 6.0 update running guests without it, so never decide on this alone: see
+    /// [`ApScan::updates_running_guests`].
     pub fn hotplug(&self) -> bool {
         self.features.iter().any(|f| f == "hotplug")
     }
-    /// Whether mdevs have `ap_config`.
+    /// Whether `features` advertises `ap_config` (the mdev's own attribute is the proof).
     pub fn ap_config(&self) -> bool {
         self.features.iter().any(|f| f == "ap_config")
     }
@@ -554,6 +556,37 @@ impl ApScan {
             }
         }
         map
+    }
+
+    /// Whether the kernel applies assign/unassign to a guest running with this mdev. The
+    /// dynamic-configuration rework (Linux 6.0) that updates the guest's APCB on every
+    /// change also added the mdev attribute `guest_matrix`, so its presence is the proof;
+    /// `features` (later) only advertises it. Without either, vfio_ap answers EBUSY while a
+    /// guest runs.
+    pub fn updates_running_guests(&self, mdev: &MdevInfo) -> bool {
+        mdev.guest_matrix.is_some()
+            || self
+                .matrix_device
+                .as_ref()
+                .is_some_and(|d| d.hotplug() || d.features.iter().any(|f| f == "guest_matrix"))
+    }
+
+    /// Whether the kernel shows vfio_ap queue `status` for this mdev's queues: `Some(true)`
+    /// when one of its queues bound to vfio_ap has the attribute, `Some(false)` when such a
+    /// queue lacks it (kernels before 5.17 have no `status`), `None` when no queue of the
+    /// matrix is bound to vfio_ap.
+    pub fn has_queue_status(&self, mdev: &MdevInfo) -> Option<bool> {
+        let bound: Vec<&Queue> = mdev
+            .matrix
+            .iter()
+            .filter_map(|q| self.queue(*q))
+            .filter(|q| q.driver.as_deref() == Some("vfio_ap"))
+            .collect();
+        if bound.is_empty() {
+            None
+        } else {
+            Some(bound.iter().any(|q| q.status.is_some()))
+        }
     }
 
     /// Whether a guest uses the mdev: a queue of its matrix has status `in use`.

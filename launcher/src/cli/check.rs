@@ -28,9 +28,15 @@ pub struct CheckArgs {
 
 /// Runs the checks and prints the report; exit 1 when any check fails.
 pub fn run(global: &GlobalArgs, args: CheckArgs, out: &Output) -> Result<Exit, AppError> {
+    // a malformed UUID is malformed input (exit 2), like `launch` and `ap` treat it
+    let mdev = args
+        .mdev
+        .as_deref()
+        .map(super::ap::valid_uuid)
+        .transpose()?;
     let root = super::host_root(global)?;
     let request = CheckRequest {
-        mdev: args.mdev,
+        mdev,
         pv_image: args.pv_image,
         qemu: args.qemu,
         smp: args.smp,

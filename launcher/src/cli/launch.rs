@@ -5,7 +5,7 @@ use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
 use crate::builder::{self, FdSource};
 use crate::launch::{self, default_qmp_dir, LaunchError, LaunchOptions, Planned};
-use crate::spec::{self, Accel, ConsoleKind, Origins, SpecError, SpecInput, VfioBackend, VmSpec};
+use crate::spec::{self, Accel, Origins, SpecError, SpecInput, VfioBackend, VmSpec};
 use clap::Args;
 use host::HostRoot;
 
@@ -36,15 +36,15 @@ pub struct LaunchArgs {
     /// vCPUs (default 1; at most the ultravisor's max_cpus for a secure guest)
     #[arg(long, value_name = "N")]
     pub smp: Option<u64>,
-    /// A virtio-blk disk: PATH[,format=raw|qcow2][,readonly=on][,cache=MODE] (,, for a comma in PATH; repeatable)
+    /// A virtio-blk disk: PATH[,format=raw|qcow2][,readonly=on][,cache=MODE][,devno=fe.0.XXXX][,boot=on] (,, for a comma in PATH; repeatable)
     #[arg(long, value_name = "PATH[,OPTS]")]
     pub disk: Vec<String>,
-    /// A virtio-net NIC: user[,mac=M] or tap,ifname=IF[,mac=M] (repeatable)
+    /// A virtio-net NIC: user[,mac=M][,devno=fe.0.XXXX] or tap,ifname=IF[,mac=M][,devno=...] (repeatable; default MAC derived from the guest name)
     #[arg(long, value_name = "SPEC")]
     pub net: Vec<String>,
-    /// The guest console on QEMU's stdio (default sclp; a bare --console means sclp)
-    #[arg(long, value_enum, value_name = "KIND", num_args = 0..=1, default_missing_value = "sclp")]
-    pub console: Option<ConsoleKind>,
+    /// The guest console: sclp (default), virtio or none, on QEMU's stdio (Ctrl-C goes to the guest), or on pty or socket:PATH (e.g. `pty`, `virtio,socket:/run/vm1.console`)
+    #[arg(long, value_name = "KIND[,pty|socket:PATH]", num_args = 0..=1, default_missing_value = "sclp")]
+    pub console: Option<String>,
     /// Add a virtio-rng device fed from the host's /dev/urandom
     #[arg(long)]
     pub rng: bool,
@@ -52,8 +52,11 @@ pub struct LaunchArgs {
     #[arg(long, value_name = "PATH")]
     pub qmp: Option<PathBuf>,
     /// A plain guest without Secure Execution (boot --kernel or the first --disk)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "pv")]
     pub no_pv: bool,
+    /// A Secure Execution guest (the default); without --pv-image it boots the SE image zipl wrote to its boot disk
+    #[arg(long)]
+    pub pv: bool,
     /// Kernel of a plain guest (--no-pv)
     #[arg(long, value_name = "PATH")]
     pub kernel: Option<PathBuf>,
@@ -102,13 +105,22 @@ impl LaunchArgs {
             .iter()
             .map(|n| spec::parse_net_flag(n))
             .collect::<Result<Vec<_>, _>>()?;
+        let console = self
+            .console
+            .as_deref()
+            .map(|c| spec::parse_console(c, "--console", std::path::Path::new("")))
+            .transpose()?;
         Ok(SpecInput {
             name: self.name.clone(),
             memory: self.memory.clone(),
             smp: self.smp,
             accel: self.accel,
             pv_image: self.pv_image.clone(),
-            no_pv: self.no_pv.then_some(true),
+            no_pv: match (self.pv, self.no_pv) {
+                (true, _) => Some(false),
+                (false, true) => Some(true),
+                (false, false) => None,
+            },
             kernel: self.kernel.clone(),
             initrd: self.initrd.clone(),
             append: self.append.clone(),
@@ -116,7 +128,7 @@ impl LaunchArgs {
             vfio_backend: self.vfio_backend,
             disks: (!disks.is_empty()).then_some(disks),
             nets: (!nets.is_empty()).then_some(nets),
-            console: self.console,
+            console,
             rng: self.rng.then_some(true),
             hugepages: self.hugepages.then_some(true),
             iommu_platform: self.iommu_platform.then_some(true),
@@ -246,6 +258,7 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
     let err = launch::exec(&root, &planned);
     let hint = match &err {
         LaunchError::QmpInUse { .. } => "give this guest another --name or --qmp PATH",
+        LaunchError::ConsoleInUse { .. } => "give this guest another --console socket:PATH",
         LaunchError::QmpDir { .. } => "choose a writable place with --qmp PATH",
         LaunchError::Open { .. } => {
             "run as a user who may open the VFIO devices (root, or the kvm/vfio group)"
@@ -254,6 +267,7 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
     };
     let app = match &err {
         LaunchError::QmpInUse { .. } => AppError::refused("qmp-in-use", err.to_string()),
+        LaunchError::ConsoleInUse { .. } => AppError::refused("console-in-use", err.to_string()),
         LaunchError::Exec(_) => AppError::failed("exec", err.to_string()),
         _ => AppError::failed("io", err.to_string()),
     };

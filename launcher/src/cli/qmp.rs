@@ -80,7 +80,7 @@ pub struct PowerdownArgs {
     pub timeout: Duration,
 }
 
-fn parse_secs(s: &str) -> Result<Duration, String> {
+pub(super) fn parse_secs(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .parse()
         .map_err(|_| format!("{s:?} is not a number of seconds"))?;
@@ -100,7 +100,7 @@ pub fn run(global: &GlobalArgs, command: QmpCommand, out: &Output) -> Result<Exi
     }
 }
 
-fn connect(sock: &Path, timeout: Duration) -> Result<Qmp, AppError> {
+pub(super) fn connect(sock: &Path, timeout: Duration) -> Result<Qmp, AppError> {
     Qmp::connect(sock, timeout).map_err(|e| qmp_error(e, Some(sock)))
 }
 
@@ -123,7 +123,7 @@ pub fn qmp_error(e: qmp::Error, sock: Option<&Path>) -> AppError {
     AppError::failed(e.kind(), e.to_string()).with_hint(hint)
 }
 
-fn hotplug_error(e: hotplug::Error) -> AppError {
+pub(super) fn hotplug_error(e: hotplug::Error) -> AppError {
     use hotplug::Error as E;
     let message = e.to_string();
     match e {
