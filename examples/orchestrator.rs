@@ -68,6 +68,7 @@ fn main() -> ExitCode {
     let options = LaunchOptions {
         force: true,
         no_cache: false,
+        exec_on_tree: false,
     };
     let planned = launch::plan(&root, spec, &options);
     eprint!("{}", planned.report.render(false));

@@ -47,6 +47,7 @@ fn command(qemu: &Path, dir: &Path, args: &[String]) -> Command {
         .args([
             "--no-pv", "--accel", "tcg", "--name", "devno1", "--memory", "256M",
         ])
+        .arg("--exec-on-host-root")
         .arg("--qemu")
         .arg(qemu)
         .arg("--qmp")

@@ -53,6 +53,7 @@ fn launch_a_plain_guest_under_tcg_and_talk_to_it() {
             .args([
                 "--no-pv", "--accel", "tcg", "--name", "e2e", "--memory", "256M",
             ])
+            .arg("--exec-on-host-root")
             .arg("--qemu")
             .arg(&qemu)
             .arg("--disk")

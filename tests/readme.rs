@@ -328,6 +328,12 @@ fn every_readme_command_runs_as_documented() {
                 0..0,
                 [PathBuf::from("--host-root"), host.tree.path().to_path_buf()],
             );
+            // A launch on the README's real host execs; on the tree that needs the opt-in.
+            let launches = line.args.iter().any(|a| a == "--pv-image")
+                && !line.args.iter().any(|a| a == "--dry-run" || a == "check");
+            if launches {
+                args.push(PathBuf::from("--exec-on-host-root"));
+            }
         }
         if create {
             host.kernel_prepares_create();

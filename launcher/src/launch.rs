@@ -19,6 +19,9 @@ pub struct LaunchOptions {
     pub force: bool,
     /// Probe QEMU again instead of using the cache.
     pub no_cache: bool,
+    /// Exec even though the host root is a tree, not `/`: the checks ran against the tree
+    /// and QEMU runs on this host. Set only on the user's explicit request.
+    pub exec_on_tree: bool,
 }
 
 /// A planned launch: the checks and the command line.
@@ -34,6 +37,8 @@ pub struct Planned {
     pub refused: bool,
     /// The mdev as read from sysfs (when it exists), for opening its vfio cdev.
     pub mdev: Option<vfio::mdev::MdevInfo>,
+    /// [`LaunchOptions::exec_on_tree`].
+    pub exec_on_tree: bool,
 }
 
 /// Why a launch did not happen.
@@ -58,6 +63,20 @@ pub enum LaunchError {
         path: PathBuf,
         /// The error.
         source: std::io::Error,
+    },
+    /// The host root is a tree and exec on it was not asked for.
+    #[error("the host root {root} is not /: the checks describe that tree, not this host, so QEMU is not started")]
+    TreeRoot {
+        /// The root.
+        root: PathBuf,
+    },
+    /// The QMP socket's default directory is not private to this user.
+    #[error("{path} {reason}: another user could take over the guest's QMP socket")]
+    QmpDirNotPrivate {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong (owner, mode, a link).
+        reason: String,
     },
     /// A descriptor to pass could not be opened.
     #[error("cannot open {path} for QEMU: {reason}")]
@@ -125,6 +144,7 @@ pub fn plan(root: &HostRoot, spec: VmSpec, options: &LaunchOptions) -> Planned {
         plan,
         refused,
         mdev,
+        exec_on_tree: options.exec_on_tree,
     }
 }
 
@@ -155,6 +175,11 @@ fn iommufd_check(caps: Option<&probe::QemuCaps>, facts: &builder::HostFacts) -> 
 /// Opens the descriptors the plan passes, prepares the QMP socket and replaces this
 /// process with QEMU. Returns only on failure.
 pub fn exec(root: &HostRoot, planned: &Planned) -> LaunchError {
+    if !root.is_system() && !planned.exec_on_tree {
+        return LaunchError::TreeRoot {
+            root: root.dir().to_path_buf(),
+        };
+    }
     if let Err(e) = prepare_socket(&planned.spec.qmp) {
         return e;
     }
@@ -179,7 +204,11 @@ pub fn exec(root: &HostRoot, planned: &Planned) -> LaunchError {
 /// listening on (QEMU would unlink it and take its place).
 fn prepare_socket(path: &Path) -> Result<(), LaunchError> {
     use std::os::unix::fs::DirBuilderExt;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+    let parent = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = parent.filter(|d| *d == default_qmp_dir()) {
+        ensure_private_dir(dir)?;
+    }
+    if let Some(dir) = parent {
         if !dir.exists() {
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -195,6 +224,63 @@ fn prepare_socket(path: &Path) -> Result<(), LaunchError> {
         return Err(LaunchError::QmpInUse {
             path: path.to_path_buf(),
         });
+    }
+    Ok(())
+}
+
+/// Makes sure aplaunch's default QMP directory is private: created mode 0700 when missing,
+/// and then, every time, a real directory (not a link) owned by this user with no access
+/// for others. `/tmp/aplaunch-UID` is a predictable name another user may have made first.
+pub fn ensure_private_dir(dir: &Path) -> Result<(), LaunchError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(|source| LaunchError::QmpDir {
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
+        }
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(source) => {
+            return Err(LaunchError::QmpDir {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    }
+    let not_private = |reason: String| LaunchError::QmpDirNotPrivate {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    let meta = std::fs::symlink_metadata(dir).map_err(|source| LaunchError::QmpDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    if meta.file_type().is_symlink() {
+        return Err(not_private("is a symbolic link".into()));
+    }
+    if !meta.is_dir() {
+        return Err(not_private("is not a directory".into()));
+    }
+    let uid = nix::unistd::geteuid().as_raw();
+    if meta.uid() != uid {
+        return Err(not_private(format!(
+            "belongs to UID {}, not to this user (UID {uid})",
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(not_private(format!(
+            "has mode {:04o}; it must be 0700",
+            meta.mode() & 0o7777
+        )));
     }
     Ok(())
 }

@@ -87,6 +87,10 @@ pub struct LaunchArgs {
     /// Probe QEMU again instead of using the cached result
     #[arg(long)]
     pub no_cache: bool,
+    /// Start QEMU on this host although --host-root names a tree (the checks ran against
+    /// the tree); needs --host-root on the command line, APLAUNCH_HOST_ROOT is not enough
+    #[arg(long)]
+    pub exec_on_host_root: bool,
     /// Extra QEMU arguments, appended verbatim
     #[arg(last = true, value_name = "QEMU ARGS")]
     pub extra: Vec<OsString>,
@@ -170,6 +174,7 @@ fn prepare(root: &HostRoot, args: &LaunchArgs) -> Result<Planned, AppError> {
     let options = LaunchOptions {
         force: args.force,
         no_cache: args.no_cache,
+        exec_on_tree: args.exec_on_host_root,
     };
     Ok(launch::plan(root, spec, &options))
 }
@@ -252,6 +257,21 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
         out.human("\n");
         return Err(err);
     }
+    if !root.is_system() {
+        if let Err(err) = exec_policy(&root, global, &args) {
+            if out.json {
+                out.json_document(&serde_json::json!({
+                    "ok": false,
+                    "error": err,
+                    "checks": report.checks,
+                }));
+                return Ok(err.exit);
+            }
+            out.human(&report.render(out.colour));
+            out.human("\n");
+            return Err(err);
+        }
+    }
     if !out.json && !out.quiet {
         eprint!("{}", report.render(out.colour_stderr));
     }
@@ -260,6 +280,10 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
         LaunchError::QmpInUse { .. } => "give this guest another --name or --qmp PATH",
         LaunchError::ConsoleInUse { .. } => "give this guest another --console socket:PATH",
         LaunchError::QmpDir { .. } => "choose a writable place with --qmp PATH",
+        LaunchError::QmpDirNotPrivate { .. } => {
+            "remove it (it is recreated mode 0700), or choose another place with --qmp PATH"
+        }
+        LaunchError::TreeRoot { .. } => "drop --host-root to launch on this host",
         LaunchError::Open { .. } => {
             "run as a user who may open the VFIO devices (root, or the kvm/vfio group)"
         }
@@ -268,10 +292,39 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
     let app = match &err {
         LaunchError::QmpInUse { .. } => AppError::refused("qmp-in-use", err.to_string()),
         LaunchError::ConsoleInUse { .. } => AppError::refused("console-in-use", err.to_string()),
+        LaunchError::TreeRoot { .. } => AppError::usage(err.to_string()),
+        LaunchError::QmpDirNotPrivate { .. } => {
+            AppError::refused("qmp-dir-not-private", err.to_string())
+        }
         LaunchError::Exec(_) => AppError::failed("exec", err.to_string()),
         _ => AppError::failed("io", err.to_string()),
     };
     Err(app.with_hint(hint))
+}
+
+/// A launch on a host tree execs only when the tree was named on the command line and
+/// `--exec-on-host-root` asks for it: the checks describe the tree, QEMU runs here.
+fn exec_policy(
+    root: &host::HostRoot,
+    global: &GlobalArgs,
+    args: &LaunchArgs,
+) -> Result<(), AppError> {
+    let why = if global.host_root_from_env {
+        format!(
+            "the host root {} comes from APLAUNCH_HOST_ROOT, and a host root from the environment never launches",
+            root.dir().display()
+        )
+    } else if !args.exec_on_host_root {
+        format!(
+            "the host root {} is not /: the checks ran against that tree, not this host",
+            root.dir().display()
+        )
+    } else {
+        return Ok(());
+    };
+    Err(AppError::usage(format!("not launching: {why}")).with_hint(
+        "add --dry-run to see the checks and the command line, or give --host-root DIR --exec-on-host-root to start QEMU on this host anyway",
+    ))
 }
 
 fn describe_fd(source: &FdSource) -> String {

@@ -21,6 +21,9 @@ pub struct GlobalArgs {
     /// Resolve every host path (sys, proc, dev, etc, run) under DIR instead of /
     #[arg(long, global = true, value_name = "DIR", env = "APLAUNCH_HOST_ROOT")]
     pub host_root: Option<PathBuf>,
+    /// The host root came from APLAUNCH_HOST_ROOT, not the command line (set after parsing).
+    #[arg(skip)]
+    pub host_root_from_env: bool,
     /// Print exactly one JSON document on stdout, also on failure
     #[arg(long, global = true)]
     pub json: bool,
@@ -107,7 +110,16 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, clap::Error> {
     let mut command = Cli::command();
     let args = default_to_launch(&command, args);
     let matches = command.try_get_matches_from_mut(args)?;
-    Cli::from_arg_matches(&matches)
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    // A global option may be matched at any level; the deepest one that has it tells.
+    let mut level = Some(&matches);
+    while let Some(m) = level {
+        if let Some(source) = m.value_source("host_root") {
+            cli.global.host_root_from_env = source == clap::parser::ValueSource::EnvVariable;
+        }
+        level = m.subcommand().map(|(_, sub)| sub);
+    }
+    Ok(cli)
 }
 
 /// Inserts `launch` before the first argument that is neither a global option nor a
