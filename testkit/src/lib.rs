@@ -4,6 +4,7 @@ pub mod ap;
 pub mod cli;
 pub mod hosttree;
 pub mod image;
+pub mod kernels;
 pub mod qemu;
 pub mod qmp;
 pub mod s390_tools;
