@@ -5,7 +5,8 @@
 # and qemu-user to run the big-endian test binaries; the system OpenSSL (libssl-dev, which
 # the `openssl` crate links for SHA-2) for the host and, in the same private sysroot, for
 # s390x; and the AP cooperation peers: Debian's mdevctl and s390-tools' ap-check and
-# util_lockfile (scripts/build-s390-tools.sh).
+# util_lockfile (scripts/build-s390-tools.sh); and the C genprotimg 2.35 for the SE image
+# tests (scripts/make-real-images.sh).
 set -euo pipefail
 
 SYSROOT=${APLAUNCH_S390X_SYSROOT:-/opt/aplaunch/s390x-sysroot}
@@ -33,11 +34,15 @@ apt-get install -y -q --no-install-recommends --allow-downgrades \
     gcc-s390x-linux-gnu libc6-dev-s390x-cross "qemu-user=$QV" \
     "qemu-system-misc=$QV" "qemu-system-common=$QV" "qemu-utils=$QV" "qemu-block-extra=$QV" \
     openssl ca-certificates libssl-dev pkg-config \
-    gcc make libjson-c-dev mdevctl >/dev/null
+    gcc make libjson-c-dev mdevctl libglib2.0-dev libcurl4-openssl-dev >/dev/null
 
 # The s390-tools peers of the AP cooperation tests (ap-check, util_lockfile), built from the
 # vendored release tarball into /opt/aplaunch/s390-tools.
 bash "$(dirname "$0")/build-s390-tools.sh"
+
+# The C genprotimg 2.35 (with its s390x boot loaders) for the SE image tests, built from the
+# vendored release tarball into /opt/aplaunch/genprotimg-2.35.
+bash "$(dirname "$0")/make-real-images.sh"
 
 if [ ! -d "$SYSROOT/usr/lib/rustlib/s390x-unknown-linux-gnu/lib" ]; then
     tmp=$(mktemp -d)

@@ -778,3 +778,101 @@ fn the_test_writer_lays_out_images_as_the_real_tools_do() {
         }
     }
 }
+
+/// Images made here by the real genprotimg 2.35 (`scripts/make-real-images.sh` builds it):
+/// other sizes and flags than the committed ones, its own digests against aplaunch's
+/// recomputation, and the backup host key verdict on images genprotimg sealed.
+#[test]
+fn images_made_by_genprotimg_here_verify_and_get_the_ultravisors_backup_key_verdict() {
+    let Some(genprotimg) = testkit::image::genprotimg("images_made_by_genprotimg_here_verify")
+    else {
+        return;
+    };
+    let env = Env::new();
+    let assets = workspace_root().join("pv/tests/assets");
+    let kernel = env.file("kernel", &vec![0x5a; 3 * 1024 * 1024 + 123]);
+    let initrd = env.file("initrd", &vec![0xa5; 300 * 1024]);
+    let parm = env.file("parmfile", b"root=/dev/vda\n");
+    let make = |name: &str, extra: &[&str]| {
+        let out = env.dir.path().join(name);
+        let status = std::process::Command::new(&genprotimg)
+            .arg("--no-verify")
+            .arg("-k")
+            .arg(assets.join("host.pem.crt"))
+            .arg("-i")
+            .arg(&kernel)
+            .arg("-o")
+            .arg(&out)
+            .args(extra)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "genprotimg {name}");
+        out
+    };
+    let (r, p) = (initrd.to_str().unwrap(), parm.to_str().unwrap());
+    let plain = make("plain.img", &["-r", r, "-p", p]);
+    let backup = make("backup.img", &["-p", p, "--x-pcf", "0xe2"]);
+    for img in [&plain, &backup] {
+        let out = env
+            .cmd()
+            .args(["--json", "image", "verify", "--no-cache"])
+            .arg(img)
+            .assert()
+            .success();
+        let v = json(&out.get_output().stdout);
+        assert!(
+            v["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["status"] == "pass"),
+            "{v:#}"
+        );
+        let i = inspect_json(&env, img);
+        assert_eq!(i["layout"]["kind"], "genprotimg");
+        assert_eq!(i["ipib"]["pv_version"], 0);
+        assert_eq!(i["ipib"]["pv_hdr_addr"], 0);
+        assert_eq!(i["ipib"]["len"], 4096);
+    }
+    // A host whose primary key is another one and whose backup key is the image's.
+    let zero = "0".repeat(64);
+    let tree = testkit::hosttree::HostTree::from_example("z16-se");
+    let hash = "415c25a5d19c381e619733e1c1b7fbd88bdd1c31d882d5ade04b97043c5010f0";
+    tree.write(
+        "sys/firmware/uv/keys/host_key",
+        format!("{}\n", "ab".repeat(32)),
+    )
+    .write("sys/firmware/uv/keys/backup_host_key", format!("{hash}\n"))
+    .write(
+        "sys/firmware/uv/keys/all",
+        format!(
+            "{}\n{hash}\n{}",
+            "ab".repeat(32),
+            format!("{zero}\n").repeat(13)
+        ),
+    );
+    env.cmd_on(tree.path())
+        .args(["image", "verify", "--no-cache"])
+        .arg(&plain)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("does not allow backup host keys"))
+        .stdout(predicate::str::contains("RC 0x108 RRC 0x34"));
+    env.cmd_on(tree.path())
+        .args(["image", "verify", "--no-cache"])
+        .arg(&backup)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("warn  image-host-key"))
+        .stdout(predicate::str::contains("it would accept the image"));
+    tree.write("sys/firmware/uv/query/supp_se_hdr_pcf", "300050e1\n");
+    env.cmd_on(tree.path())
+        .args(["image", "verify", "--no-cache"])
+        .arg(&backup)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "it would refuse the image (RC 0x106)",
+        ));
+}

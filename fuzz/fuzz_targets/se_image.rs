@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pv::image::{header, ipib, SeImage};
+use pv::image::{header, ipib, loader, SeImage};
 
 fuzz_target!(|data: &[u8]| {
     // The whole-image path, as `aplaunch image inspect` runs it (from memory).
@@ -13,9 +13,13 @@ fuzz_target!(|data: &[u8]| {
     }
     // The header parser on its own (a header at offset 0).
     let _ = header::parse(data);
-    // The IPIB parser and its rules on their own.
-    if let Some(i) = ipib::Ipib::parse(data, 0) {
-        let _ = i.findings(0x14000, 0x280, 3, data.len() as u64);
-        let _ = i.pages();
+    // The IPIB parser and its rules on their own, as either builder writes it.
+    for style in [ipib::IpibStyle::Pvimg, ipib::IpibStyle::Genprotimg] {
+        if let Some(i) = ipib::Ipib::parse(data, 0, style) {
+            let _ = i.findings(0x14000, 0x280, 3, data.len() as u64);
+            let _ = i.pages();
+        }
     }
+    // stage3a's argument block search, with the loosest condition.
+    let _ = loader::find(data, data.len() as u64, |_| true);
 });

@@ -373,6 +373,28 @@ pub fn write<W: Write + Seek>(spec: &ImageSpec, out: &mut W) -> io::Result<Writt
     })
 }
 
+/// The C genprotimg 2.35 that `scripts/make-real-images.sh` builds (`APLAUNCH_GENPROTIMG`,
+/// else `/opt/aplaunch/genprotimg-2.35`, `bin/genprotimg` below it). When it is missing:
+/// with `CI=true` this panics (CI must not skip), else it prints why `test` is skipped.
+pub fn genprotimg(test: &str) -> Option<std::path::PathBuf> {
+    let prefix = std::env::var_os("APLAUNCH_GENPROTIMG")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/opt/aplaunch/genprotimg-2.35".into());
+    let path = prefix.join("bin/genprotimg");
+    if path.is_file() {
+        return Some(path);
+    }
+    let why = format!(
+        "{} is not built (run scripts/make-real-images.sh as root)",
+        path.display()
+    );
+    if crate::ci() {
+        panic!("{test}: {why}, and CI=true forbids skipping");
+    }
+    eprintln!("{test}: SKIPPED: {why}");
+    None
+}
+
 /// Builds an image in memory.
 pub fn build(spec: &ImageSpec) -> Image {
     let mut c = Cursor::new(Vec::new());

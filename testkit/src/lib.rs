@@ -5,6 +5,7 @@ pub mod cli;
 pub mod hosttree;
 pub mod image;
 pub mod kernels;
+pub mod namespace;
 pub mod qemu;
 pub mod qmp;
 pub mod s390_tools;

@@ -129,7 +129,11 @@ impl FromStr for Apid {
     type Err = ParseIdError;
     /// Parses a user-given adapter number, see [`parse_user_id`].
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_user_id(s, "an adapter number 0..255 (decimal, or hex with 0x)").map(Apid)
+        parse_user_id(
+            s,
+            "an adapter number 0..255 (decimal, hex with 0x, octal with a leading 0)",
+        )
+        .map(Apid)
     }
 }
 
@@ -137,43 +141,27 @@ impl FromStr for Apqi {
     type Err = ParseIdError;
     /// Parses a user-given domain number, see [`parse_user_id`].
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_user_id(s, "a domain number 0..255 (decimal, or hex with 0x)").map(Apqi)
+        parse_user_id(
+            s,
+            "a domain number 0..255 (decimal, hex with 0x, octal with a leading 0)",
+        )
+        .map(Apqi)
     }
 }
 
-/// Parses an id typed by a user: decimal (`171`) or hex with `0x` (`0xab`).
-///
-/// The kernel reads these attributes with base 0, where a leading `0` means OCTAL. A
-/// number whose octal and decimal readings differ (`010`, `08`) is refused as ambiguous
-/// instead of guessing; `05` reads the same both ways and is accepted.
+/// Parses an id typed by a user the way chzdev reads numbers
+/// ([`crate::mask::chzdev_number`], C `strtoul` base 0): decimal (`171`), hex with `0x`
+/// (`0xab`) or octal with a leading `0` (`010` is 8, as the kernel reads it too).
 pub fn parse_user_id(s: &str, expected: &'static str) -> Result<u8, ParseIdError> {
-    let err = || ParseIdError {
-        input: s.to_string(),
-        expected,
-    };
     let t = s.trim();
-    let value = if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        if hex.is_empty() || hex.len() > 4 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(err());
-        }
-        u32::from_str_radix(hex, 16).map_err(|_| err())?
-    } else {
-        if t.is_empty() || t.len() > 4 || !t.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(err());
-        }
-        let dec: u32 = t.parse().map_err(|_| err())?;
-        if t.len() > 1 && t.starts_with('0') {
-            let octal = u32::from_str_radix(t, 8).ok();
-            if octal != Some(dec) {
-                return Err(ParseIdError {
-                    input: s.to_string(),
-                    expected: "a number without a leading 0 (the kernel reads a leading 0 as octal: write it in decimal, or in hex with 0x)",
-                });
-            }
-        }
-        dec
-    };
-    u8::try_from(value).map_err(|_| err())
+    (!t.is_empty())
+        .then(|| crate::mask::chzdev_number(t))
+        .flatten()
+        .and_then(|v| u8::try_from(v).ok())
+        .ok_or_else(|| ParseIdError {
+            input: s.to_string(),
+            expected,
+        })
 }
 
 /// The kernel's `kstrtoul(buf, 0, ...)` as the vfio_ap attributes use it: `0x` hex,
@@ -234,13 +222,12 @@ mod tests {
     }
 
     #[test]
-    fn user_ids_refuse_the_octal_trap() {
+    fn user_ids_read_like_chzdev() {
         assert_eq!("171".parse::<Apqi>().unwrap(), Apqi(171));
         assert_eq!("0xab".parse::<Apqi>().unwrap(), Apqi(171));
         assert_eq!("05".parse::<Apid>().unwrap(), Apid(5));
         assert_eq!("0".parse::<Apid>().unwrap(), Apid(0));
-        let e = "010".parse::<Apid>().unwrap_err();
-        assert!(e.to_string().contains("octal"), "{e}");
+        assert_eq!("010".parse::<Apid>().unwrap(), Apid(8));
         assert!("08".parse::<Apid>().is_err());
         assert!("256".parse::<Apid>().is_err());
         assert!("0x100".parse::<Apid>().is_err());

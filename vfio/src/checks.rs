@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const MATRIX_DEVICE: &str = "sys/devices/vfio_ap/matrix";
 
 /// The ids of [`mdev_checks`], in order.
-pub const MDEV_CHECK_IDS: [&str; 7] = [
+pub const MDEV_CHECK_IDS: [&str; 8] = [
     "mdev-exists",
     "mdev-type",
     "mdev-matrix",
@@ -22,6 +22,7 @@ pub const MDEV_CHECK_IDS: [&str; 7] = [
     "mdev-conflicts",
     "mdev-masks",
     "mdev-free",
+    "mdev-persistent",
 ];
 
 /// `vfio-ap-module`: the vfio_ap module is loaded (its matrix device exists).
@@ -39,7 +40,7 @@ pub fn module_loaded(root: &HostRoot) -> Check {
 }
 
 /// The checks of one mdev: mdev-exists, mdev-type, mdev-matrix, mdev-queues,
-/// mdev-conflicts, mdev-masks, mdev-free, in that order.
+/// mdev-conflicts, mdev-masks, mdev-free, mdev-persistent, in that order.
 pub fn mdev_checks(root: &HostRoot, uuid: &str) -> Vec<Check> {
     let scan = ApScan::read_for_checks(root);
     mdev_checks_with(root, &scan, uuid)
@@ -82,9 +83,84 @@ fn checks_inner(
     owners: &BTreeMap<Apqn, Vec<Owner>>,
     uuid: &str,
 ) -> Vec<Check> {
-    let mut out = Vec::with_capacity(7);
+    let mut out = active_checks(root, scan, owners, uuid);
+    out.push(match normalize_uuid(uuid) {
+        Ok(u) => persistent_check(root, scan, &u),
+        Err(_) => Check::skip("mdev-persistent", "no valid mdev UUID"),
+    });
+    out
+}
+
+/// `mdev-persistent`: will mdevctl (with ap-check as its callout) start this mdev's autostart
+/// definition at the next boot? ap-check refuses a definition with an APQN that the
+/// persistent masks (chzdev's udev rule, else the active masks) reserve for the host.
+fn persistent_check(root: &HostRoot, scan: &ApScan, uuid: &str) -> Check {
+    const ID: &str = "mdev-persistent";
+    let Some(def) = scan.definition(uuid) else {
+        return Check::skip(ID, format!("mdev {uuid} has no mdevctl definition"));
+    };
+    if def.start != Start::Auto {
+        return Check::pass(
+            ID,
+            format!("the definition of mdev {uuid} is started by hand (manual), not at boot"),
+        );
+    }
+    let rule = match crate::persistent::PersistentMasks::read(root) {
+        Ok(r) => r,
+        Err(e) => {
+            return Check::fail(
+                ID,
+                format!("{e}: ap-check cannot read the persistent masks, so mdevctl will refuse the definition at boot"),
+                "rewrite the rule: aplaunch ap masks --persistent --apmask=... --aqmask=...",
+            )
+        }
+    };
+    let Some(bus) = scan.bus.as_ref() else {
+        return Check::skip(ID, "no AP bus: the masks at boot are unknown");
+    };
+    let (Some(ap), Some(aq)) = (bus.apmask, bus.aqmask) else {
+        return Check::skip(ID, "/sys/bus/ap/apmask or aqmask could not be read");
+    };
+    let masks = rule.as_ref().map(|r| r.masks).unwrap_or_default();
+    let (ap, aq) = masks.at_boot(ap, aq);
+    let source = if rule.is_some() {
+        "the persistent masks (/etc/udev/rules.d/41-ap.rules)"
+    } else {
+        "the masks at boot (no persistent rule: the active apmask/aqmask)"
+    };
+    let reserved: Vec<Apqn> = def
+        .apqns()
+        .into_iter()
+        .filter(|q| ap.test(q.apid.0) && aq.test(q.apqi.0))
+        .collect();
+    match reserved.first() {
+        None => Check::pass(
+            ID,
+            format!("{source} leave every APQN of the autostart definition of mdev {uuid} to vfio_ap"),
+        ),
+        Some(first) => Check::fail(
+            ID,
+            format!(
+                "APQN {} of the autostart definition of mdev {uuid} is reserved for the host by {source}: mdevctl and ap-check will refuse to start it at boot",
+                list(&reserved)
+            ),
+            format!(
+                "free it persistently: aplaunch ap masks --persistent --apmask=-{} (or --aqmask=-{})",
+                first.apid.0, first.apqi.0
+            ),
+        ),
+    }
+}
+
+fn active_checks(
+    root: &HostRoot,
+    scan: &ApScan,
+    owners: &BTreeMap<Apqn, Vec<Owner>>,
+    uuid: &str,
+) -> Vec<Check> {
+    let mut out = Vec::with_capacity(8);
     let skip_rest = |out: &mut Vec<Check>, why: &str| {
-        for id in &MDEV_CHECK_IDS[out.len()..] {
+        for id in &MDEV_CHECK_IDS[out.len()..7] {
             out.push(Check::skip(*id, why.to_string()));
         }
     };

@@ -19,6 +19,7 @@ pub mod mdev;
 pub mod mdevctl;
 #[cfg(test)]
 pub mod model;
+pub mod persistent;
 pub mod scan;
 pub mod write;
 

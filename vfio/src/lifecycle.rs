@@ -421,6 +421,9 @@ pub fn create(
     check_limits(&scan, &req.adapters, &all_domains)?;
     let apqns = cartesian(&req.adapters, &req.domains);
     let warnings = check_apqns(&scan, &uuid, &apqns, req.define == Some(Start::Auto))?;
+    if req.define == Some(Start::Auto) {
+        crate::persistent::refuse_reserved_at_boot(root, &scan, &apqns)?;
+    }
     if req.define.is_some() && !req.force && scan.definition(&uuid).is_some() {
         return Err(Error::Refused {
             kind: "exists",
@@ -607,6 +610,10 @@ pub fn change(
             &cartesian(&new_adapters, &new_domains),
             autostart,
         )?;
+        if autostart && delta.define {
+            let apqns = cartesian(&new_adapters, &new_domains);
+            crate::persistent::refuse_reserved_at_boot(root, &scan, &apqns)?;
+        }
     }
     if scan.definition(&uuid).is_some() && !delta.define {
         warnings.push(format!(

@@ -306,42 +306,74 @@ impl Mask {
         Ok(m)
     }
 
-    /// Parses chzdev's decimal syntax against the current mask: an absolute list
-    /// (`0-1,3-255`, from an empty mask) or a relative one (`+2,-4-8`). Empty = empty mask.
+    /// Parses chzdev's list syntax against the current mask, exactly as `chzdev ap
+    /// apmask=...` does (s390-tools zdev/src/ap.c, `ap_validate_mask_input`): an input not
+    /// starting with `+`/`-` is an absolute list starting from an empty mask (`0-4,0x7`),
+    /// otherwise every entry is a change of the current mask (`+0-4,-0xf0`). Entries are
+    /// separated by commas (empty entries are skipped, as `strtok` does); a range splits at
+    /// its first `-`; each number is read by [`chzdev_number`] (C `strtoul` base 0: `0x` hex,
+    /// a leading `0` octal, else decimal). chzdev silently ignores a backwards range
+    /// (`5-3`: it compares pointers); aplaunch refuses it.
     pub fn parse_chzdev(input: &str, current: &Mask) -> Result<Mask, MaskError> {
-        if input.is_empty() {
-            return Ok(Mask::EMPTY);
-        }
         let bytes = input.as_bytes();
-        let relative = matches!(bytes[0], b'+' | b'-');
-        let mut m = if relative { *current } else { Mask::EMPTY };
-        for term in input.split(',') {
-            let (sign, body) = match term.as_bytes().first() {
-                Some(b'+') => (Some(true), &term[1..]),
-                Some(b'-') => (Some(false), &term[1..]),
-                _ => (None, term),
+        let assign = !matches!(bytes.first(), Some(b'+') | Some(b'-'));
+        let mut m = if assign { Mask::EMPTY } else { *current };
+        let entries: Vec<&str> = input.split(',').filter(|e| !e.is_empty()).collect();
+        if entries.is_empty() {
+            return Err(mask_err(
+                bytes,
+                "no entry (give a list like 0-4,0x7 or a change like +5)",
+            ));
+        }
+        for entry in entries {
+            let (set, body) = match entry.as_bytes()[0] {
+                b'+' | b'-' if assign => {
+                    return Err(mask_err(
+                        bytes,
+                        format!("entry {entry:?}: a list is either all changes (+N, -N) or none"),
+                    ))
+                }
+                _ if assign => (true, entry),
+                sign @ (b'+' | b'-') => (sign == b'+', &entry[1..]),
+                _ => {
+                    return Err(mask_err(
+                        bytes,
+                        format!("entry {entry:?}: a list is either all changes (+N, -N) or none"),
+                    ))
+                }
             };
-            if sign.is_some() != relative {
-                return Err(mask_err(
-                    bytes,
-                    format!("term {term:?} mixes absolute and relative terms"),
-                ));
+            if body.is_empty() {
+                return Err(mask_err(bytes, format!("entry {entry:?} has no number")));
             }
+            let number = |text: &str| {
+                chzdev_number(text).filter(|n| *n <= 255).ok_or_else(|| {
+                    mask_err(
+                        bytes,
+                        format!("{text:?} is not a number 0..255 (decimal, 0x hex, or octal with a leading 0)"),
+                    )
+                })
+            };
             let (a, b) = match body.split_once('-') {
-                Some((a, b)) => (dec_bit(bytes, a)?, dec_bit(bytes, b)?),
+                Some((_, "")) => {
+                    return Err(mask_err(bytes, format!("range {body:?} has no end")));
+                }
+                Some((a, b)) => (number(a)?, number(b)?),
                 None => {
-                    let a = dec_bit(bytes, body)?;
+                    let a = number(body)?;
                     (a, a)
                 }
             };
             if a > b {
-                return Err(mask_err(bytes, format!("range {a}-{b} is backwards")));
+                return Err(mask_err(
+                    bytes,
+                    format!("range {body:?} is backwards ({a} > {b})"),
+                ));
             }
             for n in a..=b {
-                if sign == Some(false) {
-                    m.clear(n);
+                if set {
+                    m.set(n as u8);
                 } else {
-                    m.set(n);
+                    m.clear(n as u8);
                 }
             }
         }
@@ -349,15 +381,66 @@ impl Mask {
     }
 }
 
-fn dec_bit(input: &[u8], s: &str) -> Result<u8, MaskError> {
-    if s.is_empty() || s.len() > 3 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(mask_err(
-            input,
-            format!("{s:?} is not a decimal number 0..255"),
-        ));
+/// A number as chzdev (and libap) read one: C `strtoul(text, &end, 0)`, and all of `text`
+/// must be consumed. Optional white space and sign, then `0x`/`0X` hex, a leading `0`
+/// octal, else decimal. As in C, an empty text is 0, a negative number wraps and overflow
+/// saturates at `u64::MAX`. `None` when anything is left over.
+pub fn chzdev_number(text: &str) -> Option<u64> {
+    let s = text.as_bytes();
+    let mut i = 0;
+    while s
+        .get(i)
+        .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+    {
+        i += 1;
     }
-    let v: u16 = s.parse().map_err(|_| mask_err(input, "bad number"))?;
-    u8::try_from(v).map_err(|_| mask_err(input, format!("bit {v} is above 255")))
+    let negative = match s.get(i) {
+        Some(b'-') => {
+            i += 1;
+            true
+        }
+        Some(b'+') => {
+            i += 1;
+            false
+        }
+        _ => false,
+    };
+    let rest = &s[i..];
+    let (base, digits) = match rest {
+        [b'0', b'x' | b'X', d, ..] if d.is_ascii_hexdigit() => (16, &rest[2..]),
+        [b'0', ..] => (8, rest),
+        _ => (10, rest),
+    };
+    let mut value: u64 = 0;
+    let mut overflow = false;
+    let mut used = 0;
+    for &c in digits {
+        let Some(d) = (c as char).to_digit(base) else {
+            break;
+        };
+        match value
+            .checked_mul(u64::from(base))
+            .and_then(|v| v.checked_add(u64::from(d)))
+        {
+            Some(v) => value = v,
+            None => overflow = true,
+        }
+        used += 1;
+    }
+    if used == 0 {
+        // no digits: strtoul leaves `end` at the start of the text
+        return text.is_empty().then_some(0);
+    }
+    if digits.len() != used {
+        return None;
+    }
+    Some(if overflow {
+        u64::MAX
+    } else if negative {
+        value.wrapping_neg()
+    } else {
+        value
+    })
 }
 
 /// The kernel's `simple_strtoul(s, &end, 0)`: returns the value (wrapping on overflow, as
@@ -401,46 +484,50 @@ fn simple_strtoul(s: &[u8]) -> (u64, usize) {
 /// A mask change as a user gives it on the command line, in any of the three syntaxes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MaskSpec {
-    /// `0x...`: the kernel's absolute form.
+    /// `0x` and 64 hex digits: the kernel's absolute form.
     Absolute(Mask),
-    /// chzdev's absolute decimal list (`0-1,3-255`).
+    /// chzdev's absolute list (`0-4,0x7`).
     List(Mask),
-    /// A relative edit (`+2,-4-8`, `+0x10`), valid in the kernel's relative syntax and,
-    /// where it also is valid chzdev syntax, meaning the same there.
+    /// chzdev's list of changes (`+2,-4-8`, `+0x10`), applied to the current mask.
     Relative(String),
 }
 
 impl MaskSpec {
-    /// Recognises the syntax: `0x` prefix = kernel absolute; leading `+`/`-` = relative
-    /// (kernel rules; refused when the kernel's octal reading and chzdev's decimal reading
-    /// would differ, like `+010`); else a chzdev decimal list.
+    /// Recognises the syntax: `0x` and 64 hex digits = the kernel's absolute form; leading
+    /// `+`/`-` = chzdev's changes; else chzdev's list. A short lone `0x` number (`0x14`) is
+    /// refused: the kernel reads it as a left-aligned mask (bits 3 and 5), chzdev as one
+    /// number (bit 20).
     pub fn parse(spec: &str) -> Result<MaskSpec, MaskError> {
         let bytes = spec.as_bytes();
-        if spec.starts_with("0x") || spec.starts_with("0X") {
-            if spec.starts_with("0X") {
-                return Err(mask_err(bytes, "write the prefix as lower-case 0x"));
+        if let Some(hex) = spec.strip_prefix("0x").or_else(|| spec.strip_prefix("0X")) {
+            if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                if hex.len() == 64 {
+                    return Mask::parse_kernel_absolute(spec.to_ascii_lowercase().as_bytes())
+                        .map(MaskSpec::Absolute);
+                }
+                let kernel = Mask::parse_kernel_absolute(spec.to_ascii_lowercase().as_bytes());
+                return Err(mask_err(
+                    bytes,
+                    match (kernel, chzdev_number(spec).filter(|n| *n <= 255)) {
+                        (Ok(k), Some(n)) => format!(
+                            "ambiguous: the kernel reads it as the mask of bits {}, chzdev as bit {n}; write the mask with all 64 hex digits, or the bits as a list ({n} or {})",
+                            k.to_ranges(),
+                            k.to_ranges()
+                        ),
+                        _ => "a kernel mask is 0x followed by exactly 64 hex digits".into(),
+                    },
+                ));
             }
-            return Mask::parse_kernel_absolute(bytes).map(MaskSpec::Absolute);
         }
         if matches!(bytes.first(), Some(b'+') | Some(b'-')) {
-            let kernel_empty = Mask::EMPTY.apply_kernel_relative(bytes);
-            let kernel_full = Mask::full().apply_kernel_relative(bytes);
-            let chz_empty = Mask::parse_chzdev(spec, &Mask::EMPTY);
-            let chz_full = Mask::parse_chzdev(spec, &Mask::full());
-            return match (kernel_empty, kernel_full, chz_empty, chz_full) {
-                (Ok(ke), Ok(kf), Ok(ce), Ok(cf)) if ke != ce || kf != cf => Err(mask_err(
-                    bytes,
-                    "a number with a leading 0 is octal to the kernel but decimal to chzdev; write it without the leading 0 (or in hex with 0x)",
-                )),
-                (Ok(_), Ok(_), _, _) => Ok(MaskSpec::Relative(spec.to_string())),
-                (Err(e), _, _, _) | (_, Err(e), _, _) => Err(e),
-            };
+            Mask::parse_chzdev(spec, &Mask::EMPTY)?;
+            return Ok(MaskSpec::Relative(spec.to_string()));
         }
         Mask::parse_chzdev(spec, &Mask::EMPTY)
             .map(MaskSpec::List)
             .map_err(|e| MaskError {
                 reason: format!(
-                    "{} (give a decimal list like 0-1,3-255, a relative change like +5 or -4-8, or 0x followed by hex digits)",
+                    "{} (give a list like 0-4,0x7, changes like +5 or -4-8, or 0x followed by 64 hex digits)",
                     e.reason
                 ),
                 ..e
@@ -451,9 +538,7 @@ impl MaskSpec {
     pub fn apply(&self, current: &Mask) -> Mask {
         match self {
             MaskSpec::Absolute(m) | MaskSpec::List(m) => *m,
-            MaskSpec::Relative(s) => current
-                .apply_kernel_relative(s.as_bytes())
-                .unwrap_or(*current),
+            MaskSpec::Relative(s) => Mask::parse_chzdev(s, current).unwrap_or(*current),
         }
     }
 }
@@ -627,14 +712,57 @@ mod tests {
             Mask::parse_chzdev("+2,-4-8", &Mask::full()).unwrap(),
             Mask::full().minus(&Mask::from_bits(4..=8))
         );
+        // numbers as strtoul base 0 reads them: octal with a leading 0, 0x hex
         assert_eq!(
             Mask::parse_chzdev("010", &cur).unwrap(),
-            Mask::from_bits([10])
+            Mask::from_bits([8])
+        );
+        assert_eq!(
+            Mask::parse_chzdev("0-4,0x7", &cur).unwrap(),
+            Mask::from_bits([0, 1, 2, 3, 4, 7])
+        );
+        assert_eq!(
+            Mask::parse_chzdev("+0X10-0x11,-02", &cur).unwrap(),
+            Mask::from_bits([5, 16, 17])
+        );
+        // strtok skips empty entries; a range splits at its first '-'
+        assert_eq!(
+            Mask::parse_chzdev(",1,,2,", &cur).unwrap(),
+            Mask::from_bits([1, 2])
+        );
+        assert_eq!(
+            Mask::parse_chzdev("+-3", &cur).unwrap(),
+            Mask::from_bits([0, 1, 2, 3, 5])
         );
         for bad in [
-            "1,+2", "+1,2", "256", "5-4", "0x5", "1,,2", "a", "1-", "-1-2-3",
+            "1,+2", "+1,2", "256", "5-4", "0x", "08", "a", "1-", "-1-2-3", ",", "", "+", "0x1g",
         ] {
             assert!(Mask::parse_chzdev(bad, &cur).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn chzdev_numbers_are_strtoul_base_zero() {
+        for (text, want) in [
+            ("7", Some(7)),
+            ("0x7", Some(7)),
+            ("0XfF", Some(255)),
+            ("010", Some(8)),
+            ("0", Some(0)),
+            ("", Some(0)),
+            (" 5", Some(5)),
+            ("+5", Some(5)),
+            ("-0", Some(0)),
+            ("-1", Some(u64::MAX)),
+            ("99999999999999999999999", Some(u64::MAX)),
+            ("08", None),
+            ("0x", None),
+            ("5 ", None),
+            ("5a", None),
+            (" ", None),
+            ("+", None),
+        ] {
+            assert_eq!(chzdev_number(text), want, "{text:?}");
         }
     }
 
@@ -649,9 +777,15 @@ mod tests {
     #[test]
     fn specs_pick_the_syntax_and_refuse_ambiguity() {
         let cur = Mask::from_bits([3]);
+        let full = format!("0x14{}", "0".repeat(62));
         assert_eq!(
-            MaskSpec::parse("0x14").unwrap().apply(&cur),
+            MaskSpec::parse(&full).unwrap().apply(&cur),
             Mask::from_bits([3, 5])
+        );
+        let e = MaskSpec::parse("0x14").unwrap_err();
+        assert!(
+            e.reason.contains("bits 3,5") && e.reason.contains("bit 20"),
+            "{e}"
         );
         assert_eq!(
             MaskSpec::parse("5,7").unwrap().apply(&cur),
@@ -666,10 +800,10 @@ mod tests {
             MaskSpec::parse("+0x10").unwrap().apply(&cur),
             Mask::from_bits([3, 16])
         );
-        let e = MaskSpec::parse("+010").unwrap_err();
-        assert!(e.reason.contains("octal"), "{e}");
-        // octal and decimal agree on 07
-        assert!(MaskSpec::parse("+07").is_ok());
+        assert_eq!(
+            MaskSpec::parse("+010").unwrap().apply(&cur),
+            Mask::from_bits([3, 8])
+        );
         assert!(MaskSpec::parse("fb").is_err());
         assert!(MaskSpec::parse("0X14").is_err());
         assert!(MaskSpec::parse("+1,2").is_err());
@@ -756,6 +890,8 @@ mod tests {
 
         #[test]
         fn ranges_round_trip(m in runny_mask(), base in any_mask()) {
+            // chzdev refuses an empty list: an empty mask is written "-0-255"
+            prop_assume!(!m.is_empty());
             prop_assert_eq!(Mask::parse_chzdev(&m.to_ranges(), &base).unwrap(), m);
             prop_assert_eq!(MaskSpec::parse(&m.to_ranges()).unwrap().apply(&base), m);
         }

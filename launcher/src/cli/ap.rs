@@ -48,6 +48,9 @@ pub struct MasksArgs {
     /// Only show what would change
     #[arg(long)]
     pub dry_run: bool,
+    /// Change the persistent masks (chzdev's udev rule /etc/udev/rules.d/41-ap.rules, applied at boot) instead of the active ones
+    #[arg(long)]
+    pub persistent: bool,
     #[command(flatten)]
     pub lock: LockArgs,
 }
@@ -396,13 +399,143 @@ fn mask_line(name: &str, m: &vfio::Mask) -> String {
     )
 }
 
+/// `ap masks` without a change: the active masks beside the persistent ones.
+fn show_masks(root: &HostRoot, out: &Output) -> Result<Exit, AppError> {
+    let scan = ApScan::read(root);
+    let bus = scan.bus.clone().ok_or_else(|| {
+        AppError::refused(
+            "no-ap-bus",
+            "this host has no AP bus (/sys/bus/ap is missing)",
+        )
+        .with_hint("load the ap module on an IBM Z host")
+    })?;
+    let rule = vfio::persistent::PersistentMasks::read(root).map_err(|e| {
+        let path = root.path(vfio::persistent::RULE_FILE);
+        AppError::new("malformed", Exit::Usage, e.to_string()).with_hint(format!(
+            "fix or remove {}; `aplaunch ap masks --persistent --apmask=... --aqmask=...` rewrites it",
+            path.display()
+        ))
+    })?;
+    let persistent = rule.as_ref().map(|r| r.masks).unwrap_or_default();
+    let at_boot = match (bus.apmask, bus.aqmask) {
+        (Some(ap), Some(aq)) => Some(persistent.at_boot(ap, aq)),
+        _ => None,
+    };
+    if out.json {
+        out.json_document(&serde_json::json!({
+            "ok": true,
+            "apmask": bus.apmask, "apmask_ranges": bus.apmask.map(|m| m.to_ranges()),
+            "aqmask": bus.aqmask, "aqmask_ranges": bus.aqmask.map(|m| m.to_ranges()),
+            "persistent": {
+                "rule": rule.as_ref().map(|_| root.path(vfio::persistent::RULE_FILE)),
+                "apmask": persistent.apmask, "aqmask": persistent.aqmask,
+                "at_boot": at_boot.map(|(ap, aq)| serde_json::json!({"apmask": ap, "aqmask": aq})),
+                "skipped_lines": rule.as_ref().map(|r| r.skipped.clone()).unwrap_or_default(),
+            },
+            "ap_max_adapter_id": bus.max_adapter_id, "ap_max_domain_id": bus.max_domain_id,
+            "problems": scan.problems,
+        }));
+        return Ok(Exit::Ok);
+    }
+    notes(out, &scan);
+    let mut s = String::from("active (sysfs):\n");
+    if let Some(m) = &bus.apmask {
+        s.push_str(&mask_line("apmask", m));
+    }
+    if let Some(m) = &bus.aqmask {
+        s.push_str(&mask_line("aqmask", m));
+    }
+    match &rule {
+        None => s.push_str("persistent: no /etc/udev/rules.d/41-ap.rules: the active masks stay as they are at boot\n"),
+        Some(r) => {
+            s.push_str("persistent (/etc/udev/rules.d/41-ap.rules, applied at boot):\n");
+            for (name, m) in [("apmask", r.masks.apmask), ("aqmask", r.masks.aqmask)] {
+                match m {
+                    Some(m) => s.push_str(&mask_line(name, &m)),
+                    None => {
+                        let _ = writeln!(s, "{name:<7} not set by the rule (stays as active)");
+                    }
+                }
+            }
+            for line in &r.skipped {
+                let _ = writeln!(s, "warning: the rule has a line udev syntax does not allow (skipped, as ap-check does): {line}");
+            }
+        }
+    }
+    if let (Some((ap, aq)), Some(a0), Some(q0)) = (at_boot, bus.apmask, bus.aqmask) {
+        if ap != a0 || aq != q0 {
+            s.push_str("note: the masks at boot differ from the active ones\n");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "limits  ap_max_adapter_id {}, ap_max_domain_id {}",
+        bus.max_adapter_id
+            .map(|v| v.to_string())
+            .unwrap_or("?".into()),
+        bus.max_domain_id
+            .map(|v| v.to_string())
+            .unwrap_or("?".into())
+    );
+    s.push_str("\nA queue a.d is reserved for the host's crypto drivers when apmask bit a and aqmask bit d are\nboth set; every other queue can only be bound to vfio_ap.\n");
+    out.human(&s);
+    Ok(Exit::Ok)
+}
+
+/// `ap masks --persistent`: the rule chzdev -p writes.
+fn persistent_masks(
+    root: &HostRoot,
+    args: &MasksArgs,
+    ap: Option<&MaskSpec>,
+    aq: Option<&MaskSpec>,
+    out: &Output,
+) -> Result<Exit, AppError> {
+    let guard = lock(root, &args.lock)?;
+    let scan = ApScan::read(root);
+    let change = vfio::persistent::change(root, &scan, &guard, ap, aq, args.dry_run).map_err(
+        |e| match e {
+            vfio::Error::Format { .. } => AppError::new("malformed", Exit::Usage, e.to_string())
+                .with_hint("fix or remove the rule file, then run this again"),
+            e => app_error(e),
+        },
+    )?;
+    drop(guard);
+    if out.json {
+        out.json_document(
+            &serde_json::json!({"ok": true, "applied": change.written, "persistent": change}),
+        );
+        return Ok(Exit::Ok);
+    }
+    let mut s = String::from("persistent (/etc/udev/rules.d/41-ap.rules, applied at boot):\n");
+    for (name, m) in [
+        ("apmask", change.after.apmask),
+        ("aqmask", change.after.aqmask),
+    ] {
+        match m {
+            Some(m) => s.push_str(&mask_line(name, &m)),
+            None => {
+                let _ = writeln!(s, "{name:<7} not set by the rule (stays as active)");
+            }
+        }
+    }
+    if args.dry_run {
+        s.push_str("(dry run: nothing written)\n");
+    } else if change.written {
+        let _ = writeln!(s, "wrote {}", change.path.display());
+    } else {
+        s.push_str("nothing to change\n");
+    }
+    out.human(&s);
+    Ok(Exit::Ok)
+}
+
 fn masks(root: &HostRoot, args: MasksArgs, out: &Output) -> Result<Exit, AppError> {
     let parse = |s: &Option<String>, which: &str| -> Result<Option<MaskSpec>, AppError> {
         s.as_deref()
             .map(|s| {
                 MaskSpec::parse(s).map_err(|e| {
                     AppError::usage(format!("--{which}: {e}")).with_hint(
-                        "give a decimal list (0-1,3-255), a relative change (+5, -4-8) or 0x and up to 64 hex digits (left-aligned, bit 0 first)",
+                        "give a list (0-4,0x7), changes (+5, -4-8) or 0x and 64 hex digits (bit 0 first); numbers read like chzdev: 0x hex, a leading 0 octal",
                     )
                 })
             })
@@ -411,45 +544,16 @@ fn masks(root: &HostRoot, args: MasksArgs, out: &Output) -> Result<Exit, AppErro
     let ap = parse(&args.apmask, "apmask")?;
     let aq = parse(&args.aqmask, "aqmask")?;
     if ap.is_none() && aq.is_none() {
-        let scan = ApScan::read(root);
-        let bus = scan.bus.clone().ok_or_else(|| {
-            AppError::refused(
-                "no-ap-bus",
-                "this host has no AP bus (/sys/bus/ap is missing)",
-            )
-            .with_hint("load the ap module on an IBM Z host")
-        })?;
-        if out.json {
-            out.json_document(&serde_json::json!({
-                "ok": true,
-                "apmask": bus.apmask, "apmask_ranges": bus.apmask.map(|m| m.to_ranges()),
-                "aqmask": bus.aqmask, "aqmask_ranges": bus.aqmask.map(|m| m.to_ranges()),
-                "ap_max_adapter_id": bus.max_adapter_id, "ap_max_domain_id": bus.max_domain_id,
-                "problems": scan.problems,
-            }));
-            return Ok(Exit::Ok);
+        if args.persistent {
+            return Err(
+                AppError::usage("--persistent needs --apmask and/or --aqmask")
+                    .with_hint("aplaunch ap masks --persistent --apmask=-5"),
+            );
         }
-        notes(out, &scan);
-        let mut s = String::new();
-        if let Some(m) = &bus.apmask {
-            s.push_str(&mask_line("apmask", m));
-        }
-        if let Some(m) = &bus.aqmask {
-            s.push_str(&mask_line("aqmask", m));
-        }
-        let _ = writeln!(
-            s,
-            "limits  ap_max_adapter_id {}, ap_max_domain_id {}",
-            bus.max_adapter_id
-                .map(|v| v.to_string())
-                .unwrap_or("?".into()),
-            bus.max_domain_id
-                .map(|v| v.to_string())
-                .unwrap_or("?".into())
-        );
-        s.push_str("\nA queue a.d is reserved for the host's crypto drivers when apmask bit a and aqmask bit d are\nboth set; every other queue can only be bound to vfio_ap.\n");
-        out.human(&s);
-        return Ok(Exit::Ok);
+        return show_masks(root, out);
+    }
+    if args.persistent {
+        return persistent_masks(root, &args, ap.as_ref(), aq.as_ref(), out);
     }
     let writer = HostWriter::new(root);
     let result = if args.dry_run {

@@ -101,7 +101,10 @@ pub fn run(global: &GlobalArgs, command: QmpCommand, out: &Output) -> Result<Exi
 }
 
 pub(super) fn connect(sock: &Path, timeout: Duration) -> Result<Qmp, AppError> {
-    Qmp::connect(sock, timeout).map_err(|e| qmp_error(e, Some(sock)))
+    // Keep only the events these commands wait for: a peer's other events cost nothing.
+    let mut options = qmp::Options::with_timeout(timeout);
+    options.keep_events = Some(vec!["DEVICE_DELETED".into(), "SHUTDOWN".into()]);
+    Qmp::connect_with(sock, &options).map_err(|e| qmp_error(e, Some(sock)))
 }
 
 /// Maps a QMP client error to the contract: every one is exit 3 (QMP unreachable, timed
@@ -115,6 +118,7 @@ pub fn qmp_error(e: qmp::Error, sock: Option<&Path>) -> AppError {
         qmp::Error::Timeout { .. } => "QEMU did not answer in time; raise --timeout, or check that QEMU is not stopped in a debugger or overloaded".into(),
         qmp::Error::Disconnected { .. } => "QEMU closed the monitor; check that the guest is still running".into(),
         qmp::Error::Command { .. } => "see QEMU's message".into(),
+        qmp::Error::Flood { .. } => "QEMU sent events faster than they were taken; check what floods its monitor (a guest stuck in a loop, a broken QEMU)".into(),
         _ => format!(
             "{} does not speak QMP correctly; make sure it is QEMU's -qmp socket",
             sock.map_or_else(|| "the peer".to_string(), |s| s.display().to_string())

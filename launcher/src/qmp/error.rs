@@ -46,7 +46,15 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// A line longer than the configured bound.
+    /// Queued events and the message being received exceed the memory bound.
+    #[error("the QMP peer sent {events} events that nobody waited for, over the client's memory bound of {limit} bytes (a flooding or broken QEMU)")]
+    Flood {
+        /// The bound in bytes.
+        limit: usize,
+        /// Events queued when the bound was passed.
+        events: usize,
+    },
+    /// A message is longer than the line bound.
     #[error("a QMP message exceeds the line-length bound of {limit} bytes")]
     LineTooLong {
         /// The bound in bytes.
@@ -131,6 +139,7 @@ impl Error {
             Error::NoGreeting { .. } => "qmp-no-greeting",
             Error::BadGreeting { .. } | Error::Garbage { .. } => "qmp-garbage",
             Error::LineTooLong { .. } => "qmp-line-too-long",
+            Error::Flood { .. } => "qmp-flood",
             Error::UnknownReplyId { .. } => "qmp-unknown-id",
             Error::Disconnected { .. } => "qmp-disconnected",
             Error::Timeout { .. } => "qmp-timeout",

@@ -38,6 +38,10 @@ use std::time::{Duration, Instant};
 /// At most this many events are kept; older ones are dropped first (and counted).
 pub const DEFAULT_MAX_EVENTS: usize = 4096;
 
+/// Default bound on the client's memory for what a peer sends: queued events (their
+/// parsed size) plus the bytes of the message being received, 16 MiB.
+pub const DEFAULT_MAX_MEMORY: usize = 16 << 20;
+
 const READ_CHUNK: usize = 16 * 1024;
 
 /// How to connect.
@@ -49,6 +53,12 @@ pub struct Options {
     pub max_line: usize,
     /// Bound on queued events.
     pub max_events: usize,
+    /// Bound in bytes on queued events (parsed size) and the message being received
+    /// together; a peer exceeding it is reported as [`Error::Flood`].
+    pub max_memory: usize,
+    /// The only events kept for [`Qmp::wait_event`], by name (`None`: all). Others are
+    /// counted as dropped the moment they arrive, without parsing their data.
+    pub keep_events: Option<Vec<String>>,
     /// Send `qmp_capabilities` after the greeting (leave true unless testing).
     pub negotiate: bool,
 }
@@ -60,6 +70,8 @@ impl Options {
             timeout,
             max_line: DEFAULT_MAX_LINE,
             max_events: DEFAULT_MAX_EVENTS,
+            max_memory: DEFAULT_MAX_MEMORY,
+            keep_events: None,
             negotiate: true,
         }
     }
@@ -80,8 +92,12 @@ pub struct Qmp {
     timeout: Duration,
     /// Ids of commands whose reply was given up on; their late replies are discarded.
     abandoned: VecDeque<u64>,
-    events: VecDeque<Event>,
+    events: VecDeque<(Event, usize)>,
     max_events: usize,
+    max_memory: usize,
+    keep_events: Option<Vec<String>>,
+    /// Measured size of the queued events.
+    queued_bytes: usize,
     dropped_events: u64,
     broken: Option<String>,
 }
@@ -104,7 +120,8 @@ impl Qmp {
     pub fn from_stream(stream: UnixStream, options: &Options) -> Result<Qmp> {
         let mut qmp = Qmp {
             stream,
-            reader: LineReader::new(options.max_line),
+            // one message never takes more than the whole bound
+            reader: LineReader::new(options.max_line.min(options.max_memory)),
             greeting: Greeting {
                 version: Version::default(),
                 package: String::new(),
@@ -114,6 +131,9 @@ impl Qmp {
             abandoned: VecDeque::new(),
             events: VecDeque::new(),
             max_events: options.max_events.max(1),
+            max_memory: options.max_memory,
+            keep_events: options.keep_events.clone(),
+            queued_bytes: 0,
             dropped_events: 0,
             broken: None,
         };
@@ -258,7 +278,7 @@ impl Qmp {
                 e => e,
             })?;
             match msg {
-                Message::Event(ev) => self.push_event(ev),
+                Message::Event(ev) => self.push_event(ev)?,
                 Message::Greeting(_) => {
                     return Err(Error::Garbage {
                         line: "a second greeting".into(),
@@ -295,6 +315,15 @@ impl Qmp {
         loop {
             match self.reader.next_line() {
                 Ok(Some(line)) => {
+                    if let Some(keep) = &self.keep_events {
+                        // Only the name is read (`data` is skipped, never built).
+                        if let Some(name) = reader::event_name(line) {
+                            if !keep.contains(&name) {
+                                self.dropped_events += 1;
+                                continue;
+                            }
+                        }
+                    }
                     if let Some(msg) = parse_message(line)? {
                         return Ok(msg);
                     }
@@ -352,13 +381,31 @@ impl Qmp {
         }
     }
 
-    fn push_event(&mut self, ev: Event) {
+    fn push_event(&mut self, ev: Event) -> Result<()> {
         if self.events.len() >= self.max_events {
-            self.events.pop_front();
+            if let Some((_, size)) = self.events.pop_front() {
+                self.queued_bytes -= size;
+            }
             self.dropped_events += 1;
         }
         tracing::debug!(event = %ev.name, data = %ev.data, "QMP event");
-        self.events.push_back(ev);
+        let size = reader::event_size(&ev);
+        self.queued_bytes += size;
+        self.events.push_back((ev, size));
+        let used = self.queued_bytes + self.reader.buffered();
+        if used > self.max_memory {
+            // Nobody has waited for these events; a peer sending them faster than they
+            // are taken is hostile or broken. Free them and stop listening to it.
+            let err = Error::Flood {
+                limit: self.max_memory,
+                events: self.events.len(),
+            };
+            self.events.clear();
+            self.queued_bytes = 0;
+            self.broken = Some(err.to_string());
+            return Err(err);
+        }
+        Ok(())
     }
 
     fn check_usable(&self) -> Result<()> {
@@ -406,8 +453,9 @@ impl Qmp {
         mut pred: impl FnMut(&Event) -> bool,
     ) -> Result<Event> {
         self.check_usable()?;
-        if let Some(pos) = self.events.iter().position(&mut pred) {
-            if let Some(ev) = self.events.remove(pos) {
+        if let Some(pos) = self.events.iter().position(|(e, _)| pred(e)) {
+            if let Some((ev, size)) = self.events.remove(pos) {
+                self.queued_bytes -= size;
                 return Ok(ev);
             }
         }
@@ -418,7 +466,7 @@ impl Qmp {
                     if pred(&ev) {
                         return Ok(ev);
                     }
-                    self.push_event(ev);
+                    self.push_event(ev)?;
                 }
                 Message::Reply(reply) => {
                     if let Some(n) = reply.id.as_ref().and_then(Value::as_u64) {
@@ -452,13 +500,19 @@ impl Qmp {
     }
 
     /// The queued events, oldest first.
-    pub fn events(&self) -> &VecDeque<Event> {
-        &self.events
+    pub fn events(&self) -> Vec<&Event> {
+        self.events.iter().map(|(e, _)| e).collect()
     }
 
     /// Removes and returns every queued event.
     pub fn take_events(&mut self) -> Vec<Event> {
-        self.events.drain(..).collect()
+        self.queued_bytes = 0;
+        self.events.drain(..).map(|(e, _)| e).collect()
+    }
+
+    /// The measured size of the queued events, in bytes.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
     }
 
     /// How many events were dropped because the queue was full.
@@ -494,8 +548,10 @@ impl crate::probe::QmpExchange for Qmp {
     }
 }
 
-/// Connects a unix stream socket, O_CLOEXEC, retrying while the listener's backlog is full,
-/// until `timeout`.
+/// Connects a unix stream socket, O_CLOEXEC, until `timeout`, retrying while the listener's
+/// backlog is full, while the socket file does not exist yet (ENOENT) and while it exists but
+/// nobody listens yet (ECONNREFUSED: QEMU binds its socket before it listens). After the
+/// deadline the last error is reported.
 fn connect_unix(path: &Path, timeout: Duration) -> Result<UnixStream> {
     use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
     let deadline = Instant::now() + timeout;
@@ -529,6 +585,12 @@ fn connect_unix(path: &Path, timeout: Duration) -> Result<UnixStream> {
                         path: PathBuf::from(path),
                         timeout,
                     });
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e @ (nix::Error::ENOENT | nix::Error::ECONNREFUSED)) => {
+                if Instant::now() >= deadline {
+                    return Err(io_err(e));
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -684,6 +746,162 @@ mod tests {
         assert_eq!(q.events().len(), 10);
         assert_eq!(q.dropped_events(), 90);
         assert_eq!(q.events()[9].name, "E99");
+        peer.join().unwrap();
+    }
+
+    /// A 1 MB event (the size of the issue's report): its data is a long array.
+    fn big_event(name: &str, n: usize) -> String {
+        let blob = "0,".repeat(499_999);
+        format!("{{\"event\":\"{name}\",\"data\":{{\"n\":{n},\"blob\":[{blob}0]}}}}\n")
+    }
+
+    #[test]
+    fn events_nobody_waits_for_cost_no_memory() {
+        // 40 events of 1 MB each (gigabytes of parsed data): with a filter the client
+        // keeps none of them
+        let (a, peer) = pair(|mut s| {
+            writeln!(s, "{GREETING}").unwrap();
+            for i in 0..40 {
+                if s.write_all(big_event("FLOOD", i).as_bytes()).is_err() {
+                    return;
+                }
+            }
+            let _ = writeln!(s, r#"{{"event":"DEVICE_DELETED","data":{{"device":"x"}}}}"#);
+        });
+        let mut opts = Options::with_timeout(Duration::from_secs(20));
+        opts.negotiate = false;
+        opts.keep_events = Some(vec!["DEVICE_DELETED".into()]);
+        let mut q = Qmp::from_stream(a, &opts).unwrap();
+        let ev = q
+            .wait_event(Duration::from_secs(60), |e| e.name == "DEVICE_DELETED")
+            .unwrap();
+        assert_eq!(ev.data_str("device"), Some("x"));
+        assert_eq!(q.dropped_events(), 40);
+        assert_eq!(q.queued_bytes(), 0);
+        peer.join().unwrap();
+    }
+
+    #[test]
+    fn a_flood_of_kept_events_is_reported_within_the_memory_bound() {
+        let (a, peer) = pair(|mut s| {
+            writeln!(s, "{GREETING}").unwrap();
+            for i in 0..40 {
+                if s.write_all(big_event("DEVICE_DELETED", i).as_bytes())
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let mut opts = Options::with_timeout(Duration::from_secs(20));
+        opts.negotiate = false;
+        opts.max_memory = 4 << 20;
+        let mut q = Qmp::from_stream(a, &opts).unwrap();
+        let err = q
+            .wait_event(Duration::from_secs(60), |e| e.name == "never")
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Flood { limit, .. } if limit == 4 << 20),
+            "{err:?}"
+        );
+        assert_eq!(err.kind(), "qmp-flood");
+        // the queue is freed and the connection is not used again
+        assert!(q.events().is_empty());
+        assert!(matches!(q.execute("x", Value::Null), Err(Error::Broken(_))));
+        drop(q);
+        peer.join().unwrap();
+    }
+
+    #[test]
+    fn the_measured_size_grows_with_the_parsed_data() {
+        let small = parse_message(br#"{"event":"E","data":{"a":1}}"#).unwrap();
+        let big = parse_message(big_event("E", 0).trim_end().as_bytes()).unwrap();
+        let (Some(Message::Event(small)), Some(Message::Event(big))) = (small, big) else {
+            panic!("not events");
+        };
+        // 500000 numbers of 32 or more bytes each: far more than the line's 1 MB
+        assert!(reader::event_size(&big) >= 500_000 * std::mem::size_of::<Value>());
+        assert!(reader::event_size(&small) < 1024);
+    }
+
+    #[test]
+    fn a_slow_loris_peer_times_out() {
+        // one byte of the greeting every 50 ms, never finishing within the timeout
+        let (a, peer) = pair(|mut s| {
+            for b in GREETING.bytes() {
+                if s.write_all(&[b]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let err =
+            Qmp::from_stream(a, &Options::with_timeout(Duration::from_millis(500))).unwrap_err();
+        assert!(matches!(err, Error::NoGreeting { .. }), "{err:?}");
+        peer.join().unwrap();
+        // a reply trickling in without end: the command's deadline holds
+        let (a, peer) = pair(|mut s| {
+            writeln!(s, "{GREETING}").unwrap();
+            for _ in 0..40 {
+                if s.write_all(b" ").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let mut opts = Options::with_timeout(Duration::from_millis(500));
+        opts.negotiate = false;
+        let mut q = Qmp::from_stream(a, &opts).unwrap();
+        let err = q.execute("query-status", Value::Null).unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+        drop(q);
+        peer.join().unwrap();
+    }
+
+    #[test]
+    fn connect_waits_for_a_socket_that_appears_or_listens_late() {
+        use std::os::unix::net::UnixListener;
+        let dir = tempfile::tempdir().unwrap();
+        // ENOENT first: the socket file appears after a while
+        let path = dir.path().join("late.sock");
+        let p = path.clone();
+        let peer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let l = UnixListener::bind(&p).unwrap();
+            let (mut s, _) = l.accept().unwrap();
+            writeln!(s, "{GREETING}").unwrap();
+        });
+        let mut opts = Options::with_timeout(Duration::from_secs(10));
+        opts.negotiate = false;
+        Qmp::connect_with(&path, &opts).unwrap();
+        peer.join().unwrap();
+        // ECONNREFUSED first: bound but not listening (QEMU binds before it listens)
+        use nix::sys::socket::{
+            bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+        };
+        let path = dir.path().join("bound.sock");
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        bind(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            &UnixAddr::new(&path).unwrap(),
+        )
+        .unwrap();
+        let refused = UnixStream::connect(&path).unwrap_err();
+        assert_eq!(refused.raw_os_error(), Some(libc::ECONNREFUSED));
+        let peer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            listen(&fd, Backlog::new(1).unwrap()).unwrap();
+            let l = UnixListener::from(fd);
+            let (mut s, _) = l.accept().unwrap();
+            writeln!(s, "{GREETING}").unwrap();
+        });
+        Qmp::connect_with(&path, &opts).unwrap();
         peer.join().unwrap();
     }
 

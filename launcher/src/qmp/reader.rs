@@ -66,6 +66,11 @@ impl LineReader {
         }
     }
 
+    /// Bytes held: the unconsumed input and the buffer's spare room.
+    pub fn buffered(&self) -> usize {
+        self.buf.capacity() - self.start
+    }
+
     /// True when bytes of an incomplete line are buffered.
     pub fn has_partial(&self) -> bool {
         self.buf[self.start..]
@@ -183,6 +188,42 @@ pub enum Message {
     Reply(Reply),
     /// `{"event": ...}`.
     Event(Event),
+}
+
+/// The name of the event on this line, read without building its `data`; `None` when the
+/// line is not an event (or not JSON: [`parse_message`] reports that).
+pub fn event_name(line: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        event: Option<String>,
+    }
+    serde_json::from_slice::<Peek>(line).ok()?.event
+}
+
+/// The memory an event takes, measured over its parsed data: what the client's memory
+/// bound counts.
+pub fn event_size(ev: &Event) -> usize {
+    fn value_size(v: &Value) -> usize {
+        let node = std::mem::size_of::<Value>();
+        match v {
+            Value::String(s) => node + s.capacity(),
+            Value::Array(a) => node + a.iter().map(value_size).sum::<usize>(),
+            // a map entry: key, value and the index's slot
+            Value::Object(m) => {
+                node + m
+                    .iter()
+                    .map(|(k, v)| {
+                        std::mem::size_of::<String>()
+                            + 2 * std::mem::size_of::<usize>()
+                            + k.capacity()
+                            + value_size(v)
+                    })
+                    .sum::<usize>()
+            }
+            _ => node,
+        }
+    }
+    std::mem::size_of::<Event>() + ev.name.capacity() + value_size(&ev.data)
 }
 
 /// Parses one line. `Ok(None)` for a blank line; [`Error::Garbage`] for anything that is
