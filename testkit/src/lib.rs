@@ -4,6 +4,7 @@ pub mod ap;
 pub mod cli;
 pub mod hosttree;
 pub mod image;
+pub mod kernels;
 pub mod namespace;
 pub mod qemu;
 pub mod qmp;

@@ -882,7 +882,8 @@ fn unplug_first(
                     "give the guest's QMP socket: aplaunch ap mdev remove {uuid} --unplug --qmp SOCKET"
                 )));
             };
-            PathBuf::from(sock)
+            // a path of the host's: under a recorded host root it lies inside that root
+            root.path(sock.trim_start_matches('/'))
         }
     };
     let mut q = super::qmp::connect(&sock, timeout)?;
