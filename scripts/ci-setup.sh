@@ -44,6 +44,9 @@ bash "$(dirname "$0")/build-s390-tools.sh"
 # vendored release tarball into /opt/aplaunch/genprotimg-2.35.
 bash "$(dirname "$0")/make-real-images.sh"
 
+# Debian's s390x kernel for the real TCG launch (QEMU sandboxed and unprivileged) tests.
+bash "$(dirname "$0")/guest-kernel.sh"
+
 if [ ! -d "$SYSROOT/usr/lib/rustlib/s390x-unknown-linux-gnu/lib" ]; then
     tmp=$(mktemp -d)
     chmod 755 "$tmp"

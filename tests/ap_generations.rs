@@ -254,7 +254,10 @@ fn remove_unplug_first_deletes_the_device_through_qmp_then_removes() {
         );
         assert_eq!(code, 0, "{k}: {doc}");
         assert!(
-            doc["unplugged"].as_str().unwrap_or_default().contains("unplugged ap0"),
+            doc["unplugged"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("unplugged ap0"),
             "{k}: {doc}"
         );
         assert_eq!(tree.read(&mdev_file(U, "remove")), "1", "{k}");

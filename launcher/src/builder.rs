@@ -76,6 +76,10 @@ pub struct LaunchPlan {
     pub fds: Vec<PassedFd>,
     /// The vfio backend used.
     pub backend: ChosenBackend,
+    /// The user aplaunch itself switches to right before exec (`--user` under the sandbox:
+    /// QEMU's own `-runas`/`-run-with user=` calls setuid, which the sandbox's
+    /// `elevateprivileges=deny` kills with SIGSYS, in QEMU 7.2 and 10.0 alike).
+    pub drop_to_user: Option<String>,
 }
 
 /// Escapes a value for a QEMU option list: `,` becomes `,,`.
@@ -172,8 +176,16 @@ pub fn build(
             .done()
             .split_off_leading_comma(),
     );
+    if let Some(uuid) = guest_uuid(&spec.name) {
+        argv.push("-uuid".into());
+        argv.push(uuid.to_string().into());
+    }
 
-    let mut machine = Opts::new("s390-ccw-virtio").kv("accel", spec.accel.as_str());
+    // Guest memory (a secure guest's too, while it is not yet protected) stays out of
+    // QEMU's core dumps.
+    let mut machine = Opts::new("s390-ccw-virtio")
+        .kv("accel", spec.accel.as_str())
+        .kv("dump-guest-core", "off");
     if pv {
         machine = machine.kv("confidential-guest-support", "pv0");
     }
@@ -213,8 +225,37 @@ pub fn build(
     argv.push(spec.memory_mib.to_string().into());
     argv.push("-smp".into());
     argv.push(spec.smp.to_string().into());
-    for a in ["-nodefaults", "-no-user-config", "-display", "none"] {
+    for a in [
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-msg",
+        "timestamp=on",
+    ] {
         argv.push(a.into());
+    }
+    // Least privilege: the seccomp sandbox wherever the probed QEMU has it, and the user
+    // QEMU drops to once it has opened what it needs (as root).
+    let sandbox = spec.sandbox && caps.is_some_and(|c| c.sandbox());
+    if sandbox {
+        argv.push("-sandbox".into());
+        argv.push(crate::probe::SANDBOX.into());
+    }
+    let drop_to_user = spec.user.clone().filter(|_| sandbox);
+    if let Some(user) = spec.user.as_ref().filter(|_| !sandbox) {
+        if caps.is_some_and(|c| c.run_with_user()) {
+            argv.push("-run-with".into());
+            argv.push(
+                Opts(OsString::new())
+                    .kv("user", user)
+                    .done()
+                    .split_off_leading_comma(),
+            );
+        } else {
+            argv.push("-runas".into());
+            argv.push(user.into());
+        }
     }
     if pv {
         argv.push("-object".into());
@@ -407,6 +448,7 @@ pub fn build(
         argv,
         fds,
         backend,
+        drop_to_user,
     }
 }
 
@@ -471,6 +513,17 @@ pub fn shell_line(argv: &[OsString]) -> String {
         .join(" ")
 }
 
+/// The guest's `-uuid`: the same for the same guest name on every launch (so the guest
+/// sees a stable system UUID), a version 8 UUID (RFC 9562) from SHA-256 of the name.
+pub fn guest_uuid(name: &str) -> Option<uuid::Uuid> {
+    let digest = pv::digest::sha256(&[b"aplaunch guest ", name.as_bytes()]).ok()?;
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    Some(uuid::Uuid::from_bytes(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,5 +546,14 @@ mod tests {
         assert_eq!(shell_quote(OsStr::new("")), "''");
         assert_eq!(shell_quote(OsStr::new("a\nb")), "'a\nb'");
         assert_eq!(shell_quote(OsStr::new("$HOME")), "'$HOME'");
+    }
+
+    #[test]
+    fn the_guest_uuid_is_stable_per_name_and_a_version_8_uuid() {
+        let a = guest_uuid("secure1").unwrap();
+        assert_eq!(a, guest_uuid("secure1").unwrap());
+        assert_ne!(a, guest_uuid("secure2").unwrap());
+        assert_eq!(a.get_version_num(), 8);
+        assert_eq!(a.get_variant(), uuid::Variant::RFC4122);
     }
 }

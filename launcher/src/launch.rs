@@ -78,6 +78,14 @@ pub enum LaunchError {
         /// What is wrong (owner, mode, a link).
         reason: String,
     },
+    /// QEMU cannot be started as the `--user`.
+    #[error("cannot start QEMU as user {user}: {reason}")]
+    User {
+        /// The user.
+        user: String,
+        /// Why.
+        reason: String,
+    },
     /// A descriptor to pass could not be opened.
     #[error("cannot open {path} for QEMU: {reason}")]
     Open {
@@ -196,6 +204,11 @@ pub fn exec(root: &HostRoot, planned: &Planned) -> LaunchError {
         Err(e) => return e,
     };
     let plan = &planned.plan;
+    if let Some(user) = &plan.drop_to_user {
+        if let Err(e) = become_user(user, &planned.spec) {
+            return e;
+        }
+    }
     tracing::info!(command = %builder::shell_line(&plan.argv), "exec");
     LaunchError::Exec(crate::exec::exec(&plan.binary, &plan.argv, fds))
 }
@@ -226,6 +239,62 @@ fn prepare_socket(path: &Path) -> Result<(), LaunchError> {
         });
     }
     Ok(())
+}
+
+/// Switches this process to `user` (its groups, group and user) once everything QEMU
+/// needs as root is open (the passed descriptors), after handing it the QMP and console
+/// sockets' directories, so QEMU starts unprivileged under its full sandbox.
+fn become_user(name: &str, spec: &VmSpec) -> Result<(), LaunchError> {
+    use nix::unistd::{chown, initgroups, setgid, setuid, User};
+    let failed = |what: String, e: nix::Error| LaunchError::User {
+        user: name.to_string(),
+        reason: format!("{what}: {}", e.desc()),
+    };
+    let user = match User::from_name(name) {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            return Err(LaunchError::User {
+                user: name.to_string(),
+                reason: "no such user".into(),
+            })
+        }
+        Err(e) => return Err(failed("cannot look it up".into(), e)),
+    };
+    if !nix::unistd::geteuid().is_root() {
+        return Err(LaunchError::User {
+            user: name.to_string(),
+            reason: "only root can start QEMU as another user".into(),
+        });
+    }
+    let mut dirs = vec![spec.qmp.parent()];
+    if let ConsoleBackend::Socket { path } = &spec.console_backend {
+        dirs.push(path.parent());
+    }
+    for dir in dirs
+        .into_iter()
+        .flatten()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        chown(dir, Some(user.uid), Some(user.gid))
+            .map_err(|e| failed(format!("cannot hand {} to it", dir.display()), e))?;
+    }
+    let cname = std::ffi::CString::new(name).map_err(|_| LaunchError::User {
+        user: name.to_string(),
+        reason: "the name holds a NUL byte".into(),
+    })?;
+    initgroups(&cname, user.gid).map_err(|e| failed("initgroups".into(), e))?;
+    setgid(user.gid).map_err(|e| failed("setgid".into(), e))?;
+    setuid(user.uid).map_err(|e| failed("setuid".into(), e))?;
+    Ok(())
+}
+
+/// Whether `dir` is root's QMP directory handed to `uid` (its group is that user's too).
+fn handed_to(dir: &Path, uid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) else {
+        return false;
+    };
+    std::fs::symlink_metadata(dir).is_ok_and(|m| m.gid() == user.gid.as_raw())
 }
 
 /// Makes sure aplaunch's default QMP directory is private: created mode 0700 when missing,
@@ -270,7 +339,8 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), LaunchError> {
         return Err(not_private("is not a directory".into()));
     }
     let uid = nix::unistd::geteuid().as_raw();
-    if meta.uid() != uid {
+    // root hands the directory to a `--user` QEMU; only root may own it or give it away
+    if meta.uid() != uid && !(uid == 0 && meta.uid() != 0 && handed_to(dir, meta.uid())) {
         return Err(not_private(format!(
             "belongs to UID {}, not to this user (UID {uid})",
             meta.uid()

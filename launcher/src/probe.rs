@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Cache namespace of probe results.
-pub const CACHE_NAMESPACE: &str = "qemu-probe";
+pub const CACHE_NAMESPACE: &str = "qemu-probe-2";
 /// Bumped when [`QemuCaps`] changes shape, which invalidates older cache records.
 const PROBE_FORMAT: u32 = 1;
 /// The binary looked up on PATH.
@@ -134,7 +134,18 @@ pub struct QemuCaps {
     pub cpu: Option<BTreeMap<String, bool>>,
     /// Why the CPU model is unknown, when it is.
     pub cpu_unknown: Option<String>,
+    /// Parameters of the command-line options of interest ([`PROBED_OPTIONS`]) that this
+    /// binary has (`query-command-line-options`); an option missing here does not exist
+    /// (`-sandbox` in a QEMU built without seccomp, `-run-with` in older QEMU).
+    #[serde(default)]
+    pub command_line_options: BTreeMap<String, BTreeSet<String>>,
 }
+
+/// Command-line options whose parameters the probe records.
+pub const PROBED_OPTIONS: &[&str] = &["sandbox", "run-with"];
+
+/// The seccomp sandbox aplaunch asks for, as libvirt does.
+pub const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
 
 impl QemuCaps {
     /// Whether a QOM type exists.
@@ -147,6 +158,28 @@ impl QemuCaps {
         self.properties
             .get(type_name)
             .is_some_and(|p| p.contains(prop))
+    }
+
+    /// Whether `-sandbox` takes every parameter of [`SANDBOX`] (QEMU built with seccomp).
+    pub fn sandbox(&self) -> bool {
+        self.command_line_options.get("sandbox").is_some_and(|p| {
+            [
+                "enable",
+                "obsolete",
+                "elevateprivileges",
+                "spawn",
+                "resourcecontrol",
+            ]
+            .iter()
+            .all(|k| p.contains(*k))
+        })
+    }
+
+    /// Whether `-run-with user=` exists (QEMU 9.1+); older QEMU drops privileges with `-runas`.
+    pub fn run_with_user(&self) -> bool {
+        self.command_line_options
+            .get("run-with")
+            .is_some_and(|p| p.contains("user"))
     }
 
     /// A host CPU model feature: `None` when the model could not be asked.
@@ -205,6 +238,30 @@ impl QemuCaps {
             cpu.insert("appv".into(), true);
             cpu.insert("appvi".into(), true);
         }
+        let mut command_line_options = BTreeMap::new();
+        command_line_options.insert(
+            "sandbox".to_string(),
+            [
+                "enable",
+                "obsolete",
+                "elevateprivileges",
+                "spawn",
+                "resourcecontrol",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        );
+        if v.at_least(8, 1) {
+            let mut run_with: BTreeSet<String> = ["async-teardown", "chroot"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            if v.at_least(9, 1) {
+                run_with.insert("user".into());
+            }
+            command_line_options.insert("run-with".to_string(), run_with);
+        }
         QemuCaps {
             binary: PathBuf::from("/usr/bin/qemu-system-s390x"),
             version,
@@ -215,6 +272,7 @@ impl QemuCaps {
             properties,
             cpu: Some(cpu),
             cpu_unknown: None,
+            command_line_options,
         }
     }
 }
@@ -271,6 +329,22 @@ pub fn ask(
         let reply = qmp.execute("qom-list-properties", Some(json!({ "typename": obj })))?;
         properties.insert(obj.to_string(), prop_names(reply));
     }
+    let mut command_line_options = BTreeMap::new();
+    for option in PROBED_OPTIONS {
+        // An option QEMU lacks is an error reply ("invalid option name").
+        if let Ok(Value::Array(list)) = qmp.execute(
+            "query-command-line-options",
+            Some(json!({ "option": option })),
+        )? {
+            let params: BTreeSet<String> = list
+                .iter()
+                .filter_map(|o| o.get("parameters").and_then(Value::as_array))
+                .flatten()
+                .filter_map(|p| p.get("name").and_then(Value::as_str).map(str::to_string))
+                .collect();
+            command_line_options.insert(option.to_string(), params);
+        }
+    }
     let (cpu, cpu_unknown) = if accel == "kvm" {
         let reply = qmp.execute(
             "query-cpu-model-expansion",
@@ -313,6 +387,7 @@ pub fn ask(
         properties,
         cpu,
         cpu_unknown,
+        command_line_options,
     })
 }
 

@@ -207,6 +207,11 @@ pub struct VmSpec {
     /// Arguments appended verbatim after everything aplaunch emits.
     #[serde(serialize_with = "ser_os_vec")]
     pub extra_args: Vec<OsString>,
+    /// The user QEMU drops privileges to (`-run-with user=` or `-runas`); `None`: QEMU
+    /// keeps aplaunch's user.
+    pub user: Option<String>,
+    /// Run QEMU under its seccomp sandbox when the probed QEMU has one (`--no-sandbox`: off).
+    pub sandbox: bool,
 }
 
 /// The device numbers of a spec's virtio-ccw devices, see [`crate::devno`].
@@ -290,6 +295,10 @@ pub struct SpecInput {
     pub qemu: Option<PathBuf>,
     /// Arguments after `--`.
     pub extra_args: Option<Vec<OsString>>,
+    /// `--user`: the user QEMU drops privileges to.
+    pub user: Option<String>,
+    /// `--no-sandbox` (false) / config `sandbox`.
+    pub sandbox: Option<bool>,
 }
 
 impl SpecInput {
@@ -316,6 +325,8 @@ impl SpecInput {
             qmp: over.qmp.or(self.qmp),
             qemu: over.qemu.or(self.qemu),
             extra_args: over.extra_args.or(self.extra_args),
+            user: over.user.or(self.user),
+            sandbox: over.sandbox.or(self.sandbox),
         }
     }
 }
@@ -348,6 +359,8 @@ struct ConfigFile {
     #[serde(default)]
     net: Vec<ConfigNet>,
     extra_args: Option<Vec<String>>,
+    user: Option<String>,
+    sandbox: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -466,6 +479,8 @@ pub fn parse_config(text: &str, shown: &str, base: &Path) -> Result<SpecInput, S
         extra_args: file
             .extra_args
             .map(|v| v.into_iter().map(OsString::from).collect()),
+        user: file.user,
+        sandbox: file.sandbox,
     })
 }
 
@@ -1071,6 +1086,17 @@ pub fn validate(
         }
     }
 
+    let user = match &input.user {
+        Some(u) if !valid_user_name(u) => {
+            return Err(SpecError::new(
+                name!(user, "--user", "user"),
+                format!("{u:?} is not a user name"),
+            )
+            .hint("give the name of an existing unprivileged user, e.g. --user qemu"))
+        }
+        other => other.clone(),
+    };
+
     Ok(VmSpec {
         name,
         memory_mib,
@@ -1091,7 +1117,20 @@ pub fn validate(
         qmp,
         qemu: input.qemu.clone(),
         extra_args,
+        user,
+        sandbox: input.sandbox.unwrap_or(true),
     })
+}
+
+/// A POSIX portable user name (letters, digits, `.`, `_`, `-`, not starting with `-`),
+/// at most 32 bytes: nothing QEMU's option parser or a shell could read otherwise.
+fn valid_user_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// The disk that gets `bootindex=1`: the one marked `boot=on`, else the first when no

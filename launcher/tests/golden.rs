@@ -332,3 +332,49 @@ fn consoles_for_services() {
         golden(name, &spec(input), Some(&v(7, 2)), &HostFacts::default());
     }
 }
+
+#[test]
+fn unprivileged_sandboxed_secure_guest_with_iommufd() {
+    // QEMU 9.1 drops privileges with -run-with user=, 7.2 with -runas; both sandboxed.
+    let input = SpecInput {
+        user: Some("qemu".into()),
+        vfio_backend: Some(VfioBackend::Iommufd),
+        ..pv(true)
+    };
+    let plan = golden(
+        "pv-mdev-iommufd-user-9.1",
+        &spec(input.clone()),
+        Some(&v(9, 1)),
+        &host(true, true),
+    );
+    assert_eq!(plan.backend, ChosenBackend::Iommufd);
+    golden(
+        "pv-mdev-user-7.2",
+        &spec(SpecInput {
+            vfio_backend: None,
+            ..input
+        }),
+        Some(&v(7, 2)),
+        &host(true, false),
+    );
+    // --no-sandbox; and a QEMU without seccomp gets no -sandbox either
+    let no_sandbox = build(
+        &spec(SpecInput {
+            sandbox: Some(false),
+            ..pv(true)
+        }),
+        Path::new("/q"),
+        Some(&v(9, 1)),
+        &host(true, false),
+    );
+    assert!(!no_sandbox.argv.iter().any(|a| a == "-sandbox"));
+    let mut no_seccomp = v(9, 1);
+    no_seccomp.command_line_options.remove("sandbox");
+    let plan = build(
+        &spec(pv(true)),
+        Path::new("/q"),
+        Some(&no_seccomp),
+        &host(true, false),
+    );
+    assert!(!plan.argv.iter().any(|a| a == "-sandbox"));
+}

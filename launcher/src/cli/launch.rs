@@ -87,6 +87,12 @@ pub struct LaunchArgs {
     /// Probe QEMU again instead of using the cached result
     #[arg(long)]
     pub no_cache: bool,
+    /// Make QEMU drop its privileges to USER once it has set up (needs root)
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Do not run QEMU under its seccomp sandbox (on whenever the probed QEMU has it)
+    #[arg(long)]
+    pub no_sandbox: bool,
     /// Start QEMU on this host although --host-root names a tree (the checks ran against
     /// the tree); needs --host-root on the command line, APLAUNCH_HOST_ROOT is not enough
     #[arg(long)]
@@ -139,6 +145,8 @@ impl LaunchArgs {
             qmp: self.qmp.clone(),
             qemu: self.qemu.clone(),
             extra_args: (!self.extra.is_empty()).then(|| self.extra.clone()),
+            user: self.user.clone(),
+            sandbox: self.no_sandbox.then_some(false),
         })
     }
 
@@ -284,6 +292,7 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
             "remove it (it is recreated mode 0700), or choose another place with --qmp PATH"
         }
         LaunchError::TreeRoot { .. } => "drop --host-root to launch on this host",
+        LaunchError::User { .. } => "give an existing user with --user, and run aplaunch as root",
         LaunchError::Open { .. } => {
             "run as a user who may open the VFIO devices (root, or the kvm/vfio group)"
         }
@@ -292,7 +301,7 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
     let app = match &err {
         LaunchError::QmpInUse { .. } => AppError::refused("qmp-in-use", err.to_string()),
         LaunchError::ConsoleInUse { .. } => AppError::refused("console-in-use", err.to_string()),
-        LaunchError::TreeRoot { .. } => AppError::usage(err.to_string()),
+        LaunchError::TreeRoot { .. } | LaunchError::User { .. } => AppError::usage(err.to_string()),
         LaunchError::QmpDirNotPrivate { .. } => {
             AppError::refused("qmp-dir-not-private", err.to_string())
         }
