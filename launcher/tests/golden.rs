@@ -348,12 +348,24 @@ fn unprivileged_sandboxed_secure_guest_with_iommufd() {
         &host(true, true),
     );
     assert_eq!(plan.backend, ChosenBackend::Iommufd);
+    // under the sandbox aplaunch switches to the user itself (QEMU's setuid would be killed)
+    assert_eq!(plan.drop_to_user.as_deref(), Some("qemu"));
+    // without it QEMU drops privileges: -run-with user= on 9.1, -runas on 7.2
+    let unsandboxed = SpecInput {
+        vfio_backend: None,
+        sandbox: Some(false),
+        ..input
+    };
+    let plan = golden(
+        "pv-mdev-user-no-sandbox-9.1",
+        &spec(unsandboxed.clone()),
+        Some(&v(9, 1)),
+        &host(true, false),
+    );
+    assert_eq!(plan.drop_to_user, None);
     golden(
-        "pv-mdev-user-7.2",
-        &spec(SpecInput {
-            vfio_backend: None,
-            ..input
-        }),
+        "pv-mdev-user-no-sandbox-7.2",
+        &spec(unsandboxed),
         Some(&v(7, 2)),
         &host(true, false),
     );
