@@ -77,3 +77,51 @@ fn a_huge_cpuinfo_is_refused_by_name_without_allocating_it() {
         "{text}"
     );
 }
+
+/// A plain TCG launch on an empty tree passes every check; whether it may exec is the
+/// question. Real QEMU answers the probe; no QEMU is started.
+fn launch_on_tree(tree: &std::path::Path, from_env: bool, opt_in: bool) -> std::process::Output {
+    let qemu = testkit::qemu::real_qemu("launch_policy").expect("qemu-system-s390x");
+    let kernel = tree.join("vmlinuz");
+    std::fs::write(&kernel, b"kernel").unwrap();
+    let mut cmd = aplaunch();
+    if from_env {
+        cmd.env("APLAUNCH_HOST_ROOT", tree);
+    } else {
+        cmd.arg("--host-root").arg(tree);
+    }
+    cmd.args([
+        "--no-pv", "--accel", "tcg", "--name", "policy", "--memory", "64M",
+    ])
+    .arg("--kernel")
+    .arg(&kernel)
+    .arg("--qemu")
+    .arg(&qemu)
+    .arg("--qmp")
+    .arg(tree.join("q.sock"));
+    if opt_in {
+        cmd.arg("--exec-on-host-root");
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn a_tree_root_from_the_environment_or_without_opt_in_never_execs() {
+    if testkit::qemu::real_qemu("a_tree_root_never_execs").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = launch_on_tree(dir.path(), true, true);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("comes from APLAUNCH_HOST_ROOT"), "{err}");
+    let out = launch_on_tree(dir.path(), false, false);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is not /") && err.contains("--exec-on-host-root"),
+        "{err}"
+    );
+    // neither started QEMU: no socket
+    assert!(!dir.path().join("q.sock").exists());
+}

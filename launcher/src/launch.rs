@@ -389,3 +389,36 @@ fn open_passed_fds(
     }
     Ok(fds)
 }
+
+#[cfg(test)]
+mod private_dir_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_qmp_directory_must_be_private_every_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let qmp = dir.path().join("run/aplaunch-test");
+        ensure_private_dir(&qmp).unwrap();
+        let mode = std::fs::metadata(&qmp).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // checked again on the next launch: opened up meanwhile
+        std::fs::set_permissions(&qmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let e = ensure_private_dir(&qmp).unwrap_err().to_string();
+        assert!(e.contains("has mode 0755"), "{e}");
+        // a link another user planted
+        let link = dir.path().join("run/aplaunch-link");
+        std::os::unix::fs::symlink(&qmp, &link).unwrap();
+        let e = ensure_private_dir(&link).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        // another owner (needs root to arrange)
+        if nix::unistd::geteuid().is_root() {
+            let other = dir.path().join("run/aplaunch-other");
+            std::fs::create_dir(&other).unwrap();
+            std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o700)).unwrap();
+            nix::unistd::chown(&other, Some(nix::unistd::Uid::from_raw(12345)), None).unwrap();
+            let e = ensure_private_dir(&other).unwrap_err().to_string();
+            assert!(e.contains("belongs to UID 12345"), "{e}");
+        }
+    }
+}
