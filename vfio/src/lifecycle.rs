@@ -305,7 +305,13 @@ fn explain(
         ),
         (libc::EUSERS, Target::Create) => (
             format!("{what} failed: vfio_ap has no mdev instances left (available_instances is 0) ({name})"),
-            "remove mdevs that are no longer needed (`aplaunch ap list` shows them; aplaunch ap mdev remove <their UUID>)".to_string(),
+            {
+                let mdevs: Vec<&str> = scan.mdevs.iter().map(|m| m.uuid.as_str()).collect();
+                format!(
+                    "remove mdevs that are no longer needed (`aplaunch ap mdev remove` with one of {})",
+                    if mdevs.is_empty() { "the mdevs `aplaunch ap list` shows".to_string() } else { mdevs.join(", ") }
+                )
+            },
         ),
         (libc::EINVAL, Target::Create) => (
             format!("{what} failed: the kernel refused {shown:?} as a UUID ({name})"),
@@ -402,7 +408,14 @@ pub fn create(
         return Err(Error::Refused {
             kind: "instances",
             message: "vfio_ap has no mdev instances left (available_instances is 0)".into(),
-            hint: "remove mdevs that are no longer needed (`aplaunch ap list` shows them; aplaunch ap mdev remove <their UUID>)".into(),
+            hint: format!(
+                "remove mdevs that are no longer needed (`aplaunch ap mdev remove` with one of {})",
+                scan.mdevs
+                    .iter()
+                    .map(|m| m.uuid.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         });
     }
     if req.adapters.is_empty() || req.domains.is_empty() {
