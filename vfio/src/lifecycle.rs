@@ -752,12 +752,14 @@ fn plan_definition_edit(
     delta: &MatrixChange,
     assign: bool,
 ) -> Result<Option<DefinitionEdit>> {
-    let malformed = |reason: String| Error::Refused {
+    let malformed = |reason: String| {
+        Error::Refused {
         kind: "malformed",
         message: reason,
         hint: format!(
             "fix the file (mdevctl reads only mdev_type, start and attrs) or remove it with `aplaunch ap mdev remove {uuid} --undefine`; nothing was changed"
         ),
+    }
     };
     let existing = match mdevctl::read_definition(root, uuid) {
         Ok(d) => d,
@@ -832,7 +834,12 @@ fn check_definition_at_boot(
     if let Some((q, other)) = conflicts.first() {
         let list: Vec<String> = conflicts
             .iter()
-            .map(|(q, o)| format!("APQN {} is in the autostart definition of mdev {o}", q.describe()))
+            .map(|(q, o)| {
+                format!(
+                    "APQN {} is in the autostart definition of mdev {o}",
+                    q.describe()
+                )
+            })
             .collect();
         return Err(Error::Refused {
             kind: "conflict",

@@ -345,9 +345,8 @@ impl Definition {
         if assign {
             self.attrs.push((name, id.to_string()));
         } else {
-            self.attrs.retain(|(k, v)| {
-                !(*k == name && kstrtoul(v) == Some(u64::from(id)))
-            });
+            self.attrs
+                .retain(|(k, v)| !(*k == name && kstrtoul(v) == Some(u64::from(id))));
             for (k, v) in self.attrs.iter_mut() {
                 if k != "ap_config" {
                     continue;
@@ -528,7 +527,12 @@ pub fn write_definition(root: &HostRoot, def: &Definition, force: bool) -> Resul
     );
     // Inside the host root only: a link at the path is replaced, never written through.
     root.create_dir_all(DEFINITIONS_DIR, 0o755)?;
-    root.write_file_atomic(definition_path(&uuid), def.to_json().as_bytes(), mode, force)?;
+    root.write_file_atomic(
+        definition_path(&uuid),
+        def.to_json().as_bytes(),
+        mode,
+        force,
+    )?;
     for other in existing.iter().filter(|n| **n != uuid) {
         root.remove_file(definition_path(other))?;
     }
@@ -589,9 +593,18 @@ mod tests {
     #[test]
     fn bad_definitions_say_why() {
         for (text, want) in [
-            (r#"{"mdev_type":"x","start":"auto","attrs":{}}"#, "not a list"),
-            (r#"{"mdev_type":"x","start":"auto","attrs":[5]}"#, "not an object"),
-            (r#"{"mdev_type":"x","start":"auto","attrs":[{}]}"#, "one-key"),
+            (
+                r#"{"mdev_type":"x","start":"auto","attrs":{}}"#,
+                "not a list",
+            ),
+            (
+                r#"{"mdev_type":"x","start":"auto","attrs":[5]}"#,
+                "not an object",
+            ),
+            (
+                r#"{"mdev_type":"x","start":"auto","attrs":[{}]}"#,
+                "one-key",
+            ),
             (r#"{"mdev_type":5,"start":"auto"}"#, "not a string"),
             (r#"{"mdev_type":"x","start":null}"#, "start"),
             ("nope", "not JSON"),
@@ -672,7 +685,11 @@ mod tests {
         .unwrap();
         assert_eq!(d.start, Start::Manual);
         assert!(d.attrs.is_empty() && d.adapters.is_empty());
-        assert!(d.warnings[0].contains("exactly \"auto\""), "{:?}", d.warnings);
+        assert!(
+            d.warnings[0].contains("exactly \"auto\""),
+            "{:?}",
+            d.warnings
+        );
         let d = Definition::parse(EXAMPLE, r#"{"mdev_type":"x","start":true}"#).unwrap();
         assert_eq!(d.start, Start::Manual);
         assert!(d.attrs.is_empty());
@@ -775,7 +792,10 @@ mod tests {
         d.edit(IdKind::Domain, 7, true);
         let p = write_definition(&root, &d, true).unwrap();
         assert!(p.ends_with(lower));
-        assert!(!file.exists(), "the upper-case file is replaced by the lower-case one");
+        assert!(
+            !file.exists(),
+            "the upper-case file is replaced by the lower-case one"
+        );
         // a replaced file keeps its mode, as mdevctl's rewrite in place does
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
