@@ -295,10 +295,6 @@ fn explain(
                 "use ids within the limits shown by `aplaunch ap masks`".to_string(),
             )
         }
-        (libc::EBUSY, Target::Remove) => (
-            format!("{what} failed: a guest is using it ({name}; vfio_ap before Linux 5.15 refuses instead of waiting)"),
-            format!("stop the guest first, or unplug the device: aplaunch qmp unplug --qmp SOCKET --mdev {uuid}"),
-        ),
         (libc::EBUSY, _) => (
             format!("{what} failed: a guest is running with mdev {uuid} and this kernel cannot change a running guest's matrix ({name}: vfio_ap before Linux 6.0 refuses while the mdev is attached to a KVM)"),
             format!("stop the guest, change mdev {uuid}, start the guest again; kernels from 6.0 on update a running guest"),
@@ -309,7 +305,13 @@ fn explain(
         ),
         (libc::EUSERS, Target::Create) => (
             format!("{what} failed: vfio_ap has no mdev instances left (available_instances is 0) ({name})"),
-            "remove mdevs that are no longer needed (`aplaunch ap list` shows them; aplaunch ap mdev remove <their UUID>)".to_string(),
+            {
+                let mdevs: Vec<&str> = scan.mdevs.iter().map(|m| m.uuid.as_str()).collect();
+                format!(
+                    "remove mdevs that are no longer needed (`aplaunch ap mdev remove` with one of {})",
+                    if mdevs.is_empty() { "the mdevs `aplaunch ap list` shows".to_string() } else { mdevs.join(", ") }
+                )
+            },
         ),
         (libc::EINVAL, Target::Create) => (
             format!("{what} failed: the kernel refused {shown:?} as a UUID ({name})"),
@@ -406,7 +408,14 @@ pub fn create(
         return Err(Error::Refused {
             kind: "instances",
             message: "vfio_ap has no mdev instances left (available_instances is 0)".into(),
-            hint: "remove mdevs that are no longer needed (`aplaunch ap list` shows them; aplaunch ap mdev remove <their UUID>)".into(),
+            hint: format!(
+                "remove mdevs that are no longer needed (`aplaunch ap mdev remove` with one of {})",
+                scan.mdevs
+                    .iter()
+                    .map(|m| m.uuid.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         });
     }
     if req.adapters.is_empty() || req.domains.is_empty() {
@@ -952,9 +961,17 @@ fn unplug_hint(uuid: &str, holders: &[Holder]) -> String {
         Some(sock) => format!(
             "unplug it from the guest first: aplaunch ap mdev remove {uuid} --unplug (QMP socket {sock}), or aplaunch qmp unplug --qmp {sock} --mdev {uuid}; or stop the guest"
         ),
-        None => format!(
-            "unplug it from the guest first (aplaunch ap mdev remove {uuid} --unplug --qmp SOCKET, or aplaunch qmp unplug --qmp SOCKET --mdev {uuid}, with the guest's QMP socket), or stop the guest"
-        ),
+        None => {
+            let seen = if holders.is_empty() {
+                "no process in /proc shows one".to_string()
+            } else {
+                let pids: Vec<String> = holders.iter().map(|h| h.pid.to_string()).collect();
+                format!("the command line of process {} names none", pids.join(", "))
+            };
+            format!(
+                "unplug it from the guest first: `aplaunch ap mdev remove {uuid} --unplug --qmp` followed by the path of the guest's QMP socket ({seen}); or stop the guest"
+            )
+        }
     }
 }
 
@@ -963,8 +980,9 @@ fn unplug_hint(uuid: &str, holders: &[Holder]) -> String {
 ///
 /// While a guest holds the mdev (queue status `in use`, its VFIO group busy, or a process
 /// in /proc with its group or cdev open) the removal is refused unless `force`, naming the
-/// holders and their QMP sockets. Kernels since 5.15 do not answer EBUSY then: the write
-/// to `remove` blocks until QEMU releases the device, so it is made with a bound
+/// holders and their QMP sockets. vfio_ap before 5.15 answers EBUSY then (reported with
+/// the holders); since 5.15 the write to `remove` blocks until QEMU releases the device
+/// (drivers/vfio/vfio_main.c `vfio_unregister_group_dev`), so it is made with a bound
 /// ([`SysfsWriter::write_bounded`]); when the bound runs out the error says so and who holds
 /// the device, and the caller's lock is released as usual.
 pub fn remove(
@@ -1016,6 +1034,21 @@ pub fn remove(
                             "{}; `aplaunch ap mdev show {uuid}` shows whether it is gone",
                             unplug_hint(&uuid, &hold.holders)
                         ),
+                        rollback: None,
+                    })));
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    // vfio_ap before 5.15 refuses (`if (matrix_mdev->kvm) return -EBUSY;`)
+                    let hold = GuestHold::of(root, &scan, m);
+                    return Err(Error::Kernel(Box::new(KernelError {
+                        attribute: path,
+                        value: "1".into(),
+                        errno: Some(libc::EBUSY),
+                        message: format!(
+                            "removing mdev {uuid} failed: the kernel refused (EBUSY) because a guest holds it ({}); vfio_ap before Linux 5.15 refuses instead of waiting; nothing was changed",
+                            hold.describe(m)
+                        ),
+                        hint: unplug_hint(&uuid, &hold.holders),
                         rollback: None,
                     })));
                 }
@@ -1314,5 +1347,31 @@ pub fn show(root: &HostRoot, uuid: &str) -> Result<MdevShow> {
 }
 
 #[cfg(test)]
-#[path = "lifecycle_tests.rs"]
-mod tests;
+mod tests {
+    use super::*;
+    use testkit::hosttree::HostTree;
+
+    const V: &str = "11111111-2222-4333-8444-555555555555";
+    const W: &str = "33333333-4444-4555-8666-777777777777";
+
+    #[test]
+    fn autostart_definitions_conflict_only_for_autostart() {
+        let tree = HostTree::from_example("z16-se");
+        tree.write(
+            &format!("etc/mdevctl.d/matrix/{W}"),
+            r#"{"mdev_type":"vfio_ap-passthrough","start":"auto","attrs":[{"assign_adapter":"3"},{"assign_domain":"171"}]}"#,
+        );
+        let root = HostRoot::open(tree.path()).unwrap();
+        let scan = ApScan::read(&root);
+        let apqns = cartesian(&[Apid(3)], &[Apqi(171)]);
+        let err = check_apqns(&scan, V, &apqns, true).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!(
+                "APQN 03.00ab (3.171) is in the autostart definition of mdev {W}"
+            )),
+            "{err}"
+        );
+        let warn = check_apqns(&scan, V, &apqns, false).unwrap();
+        assert!(warn[0].contains("autostart definition"), "{warn:?}");
+    }
+}

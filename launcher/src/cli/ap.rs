@@ -570,11 +570,19 @@ fn masks(root: &HostRoot, args: MasksArgs, out: &Output) -> Result<Exit, AppErro
                 .iter()
                 .map(|(q, u)| format!("APQN {} of mdev {u}", q.describe()))
                 .collect();
+            let commands: Vec<String> = p
+                .taken_from_mdevs
+                .iter()
+                .map(|(q, u)| lifecycle::unassign_command(u, *q))
+                .collect();
             return Err(AppError::refused(
                 "conflict",
                 format!("the new masks would hand queues assigned to mdevs back to the host drivers: {}", list.join(", ")),
             )
-            .with_hint("unassign them from the mdev first (aplaunch ap mdev unassign UUID ...), or leave those bits clear"));
+            .with_hint(format!(
+                "unassign them from their mdevs first ({}), or leave those bits clear",
+                commands.join("; ")
+            )));
         }
         p
     } else {
@@ -894,7 +902,7 @@ fn unplug_first(
                     "--unplug: no QMP socket found for the guest holding mdev {uuid} ({who})"
                 ))
                 .with_hint(format!(
-                    "give the guest's QMP socket: aplaunch ap mdev remove {uuid} --unplug --qmp SOCKET"
+                    "give the path of the guest's QMP socket after --qmp: aplaunch ap mdev remove {uuid} --unplug --qmp followed by that path; `aplaunch launch` makes it /run/aplaunch/<name>.qmp for root unless its --qmp chose another path"
                 )));
             };
             // a path of the host's: under a recorded host root it lies inside that root
