@@ -12,8 +12,8 @@ use crate::error::{normalize_uuid, Error, KernelError, Result};
 use crate::holders::Holder;
 use crate::lock::ApLock;
 use crate::mask::{Mask, MaskSpec};
-use crate::mdev::{ApConfig, MdevInfo, MATRIX_DIR, TYPE_DIR};
-use crate::mdevctl::{self, Definition, Start};
+use crate::mdev::{ApConfig, MdevInfo, MATRIX_DIR, MDEV_TYPE, TYPE_DIR};
+use crate::mdevctl::{self, Definition, IdKind, Start};
 use crate::scan::ApScan;
 use crate::write::{errno_name, SysfsWriter};
 use host::HostRoot;
@@ -555,13 +555,19 @@ pub fn change(
         });
     }
     let scan = writer.scan(root);
-    if scan.matrix_device.is_none() {
-        return Err(Error::ModuleNotLoaded);
-    }
-    let mdev = scan
-        .mdev(&uuid)
-        .cloned()
-        .ok_or_else(|| Error::MdevNotFound { uuid: uuid.clone() })?;
+    let Some(mdev) = scan.mdev(&uuid).cloned() else {
+        // an mdev that is only defined: with --define its definition is edited alone
+        if delta.define {
+            if let Some(edit) = plan_definition_edit(root, &uuid, None, delta, assign)? {
+                return write_definition_edit(root, &scan, &uuid, edit, assign, Vec::new());
+            }
+        }
+        return Err(if scan.matrix_device.is_none() {
+            Error::ModuleNotLoaded
+        } else {
+            Error::MdevNotFound { uuid: uuid.clone() }
+        });
+    };
     let dynamic = scan.updates_running_guests(&mdev);
     // the /proc look is only needed where a running guest changes the answer
     let hold = (!dynamic || !scan.in_use(&mdev)).then(|| GuestHold::of(root, &scan, &mdev));
@@ -619,11 +625,22 @@ pub fn change(
             &cartesian(&new_adapters, &new_domains),
             autostart,
         )?;
-        if autostart && delta.define {
-            let apqns = cartesian(&new_adapters, &new_domains);
-            crate::persistent::refuse_reserved_at_boot(root, &scan, &apqns)?;
-        }
     }
+    // the definition edit is prepared, and refused, before anything is written
+    let edit = if delta.define {
+        let after = (
+            adapters.iter().copied().collect::<Vec<_>>(),
+            domains.iter().copied().collect::<Vec<_>>(),
+            controls.iter().copied().collect::<Vec<_>>(),
+        );
+        let edit = plan_definition_edit(root, &uuid, Some(&after), delta, assign)?;
+        if let Some(e) = &edit {
+            check_definition_at_boot(root, &scan, &uuid, &e.def, assign)?;
+        }
+        edit
+    } else {
+        None
+    };
     if scan.definition(&uuid).is_some() && !delta.define {
         warnings.push(format!(
             "mdev {uuid} has an mdevctl definition that still holds the old matrix; it will come back at the next start unless you update it (pass --define)"
@@ -699,22 +716,23 @@ pub fn change(
         }
     }
     let mut definition = None;
-    if delta.define {
-        let start = scan
-            .definition(&uuid)
-            .map(|d| d.start)
-            .unwrap_or(Start::Manual);
-        let adapters: Vec<Apid> = adapters.iter().copied().collect();
-        let domains: Vec<Apqi> = domains.iter().copied().collect();
-        let controls: Vec<Apqi> = controls.iter().copied().collect();
-        let def = Definition::new(&uuid, start, &adapters, &domains, &controls);
-        let path = mdevctl::write_definition(root, &def, true).map_err(|e| Error::Refused {
-            kind: "define",
-            message: format!("the mdev was changed, but writing its definition failed: {e}"),
-            hint: "fix the cause and run the same command again (the change itself is idempotent)"
-                .into(),
-        })?;
-        definition = Some(path.display().to_string());
+    if let Some(edit) = edit {
+        if edit.changed {
+            let path =
+                mdevctl::write_definition(root, &edit.def, true).map_err(|e| Error::Refused {
+                    kind: "define",
+                    message: format!(
+                        "the mdev was changed, but writing its definition failed: {e}"
+                    ),
+                    hint: "fix the cause and run the same command again (the change itself is idempotent)"
+                        .into(),
+                })?;
+            definition = Some(path.display().to_string());
+        } else {
+            warnings.push(format!(
+                "the definition of mdev {uuid} already has this matrix; it was left as it is"
+            ));
+        }
     }
     let after = writer.scan(root);
     if let Some(cfg) = written_config {
@@ -734,6 +752,159 @@ pub fn change(
         guest_matrix_after: after.mdev(&uuid).and_then(|m| m.guest_matrix.clone()),
         live,
         warnings,
+    })
+}
+
+/// A definition as `--define` will write it.
+struct DefinitionEdit {
+    def: Definition,
+    /// Whether it differs from the file (a new definition always does).
+    changed: bool,
+}
+
+/// Reads the definition `--define` edits and applies the change to it the way `mdevctl
+/// modify --addattr/--delattr` would, keeping every other entry and spelling. Without a
+/// definition, a new manual one holds `after` (the active matrix after the change); with
+/// neither, `None`. A definition aplaunch cannot edit faithfully (unreadable, keys mdevctl
+/// ignores and would drop, another mdev type, several files) is refused.
+fn plan_definition_edit(
+    root: &HostRoot,
+    uuid: &str,
+    after: Option<&(Vec<Apid>, Vec<Apqi>, Vec<Apqi>)>,
+    delta: &MatrixChange,
+    assign: bool,
+) -> Result<Option<DefinitionEdit>> {
+    let malformed = |reason: String| {
+        Error::Refused {
+        kind: "malformed",
+        message: reason,
+        hint: format!(
+            "fix the file (mdevctl reads only mdev_type, start and attrs) or remove it with `aplaunch ap mdev remove {uuid} --undefine`; nothing was changed"
+        ),
+    }
+    };
+    let existing = match mdevctl::read_definition(root, uuid) {
+        Ok(d) => d,
+        Err(Error::Format { path, reason }) => {
+            return Err(malformed(format!(
+                "the definition {} cannot be read: {reason}",
+                path.display()
+            )))
+        }
+        Err(Error::Refused { message, .. }) => return Err(malformed(message)),
+        Err(e) => return Err(e),
+    };
+    let Some(mut def) = existing else {
+        return Ok(after.map(|(a, d, c)| DefinitionEdit {
+            def: Definition::new(uuid, Start::Manual, a, d, c),
+            changed: true,
+        }));
+    };
+    let path = root.path(def.path());
+    if !def.unknown_keys.is_empty() {
+        return Err(malformed(format!(
+            "the definition {} has keys mdevctl ignores ({}); rewriting it would drop them",
+            path.display(),
+            def.unknown_keys.join(", ")
+        )));
+    }
+    if def.mdev_type != MDEV_TYPE {
+        return Err(malformed(format!(
+            "the definition {} is of mdev type {:?}, not {MDEV_TYPE}",
+            path.display(),
+            def.mdev_type
+        )));
+    }
+    let mut changed = def.file_name != uuid;
+    for a in &delta.adapters {
+        changed |= def.edit(IdKind::Adapter, a.0, assign);
+    }
+    for d in &delta.domains {
+        changed |= def.edit(IdKind::Domain, d.0, assign);
+    }
+    for c in &delta.control_domains {
+        changed |= def.edit(IdKind::Control, c.0, assign);
+    }
+    Ok(Some(DefinitionEdit { def, changed }))
+}
+
+/// For an autostart definition that gains ids: refuses APQNs in another autostart
+/// definition and APQNs the masks at boot reserve for the host, as ap-check does when
+/// mdevctl defines, modifies or starts it.
+fn check_definition_at_boot(
+    root: &HostRoot,
+    scan: &ApScan,
+    uuid: &str,
+    def: &Definition,
+    assign: bool,
+) -> Result<()> {
+    if def.start != Start::Auto || !assign {
+        return Ok(());
+    }
+    let apqns = def.apqns();
+    let mut conflicts = Vec::new();
+    for other in scan
+        .definitions
+        .iter()
+        .filter(|d| d.uuid != uuid && d.start == Start::Auto && d.mdev_type == MDEV_TYPE)
+    {
+        let theirs = other.apqns();
+        for q in apqns.iter().filter(|q| theirs.contains(q)) {
+            conflicts.push((*q, other.uuid.clone()));
+        }
+    }
+    if let Some((q, other)) = conflicts.first() {
+        let list: Vec<String> = conflicts
+            .iter()
+            .map(|(q, o)| {
+                format!(
+                    "APQN {} is in the autostart definition of mdev {o}",
+                    q.describe()
+                )
+            })
+            .collect();
+        return Err(Error::Refused {
+            kind: "conflict",
+            message: list.join("; "),
+            hint: format!(
+                "an APQN may belong to one autostart definition only: take APQN {} out of the definition of mdev {other} first, or make one of them manual",
+                q.describe()
+            ),
+        });
+    }
+    crate::persistent::refuse_reserved_at_boot(root, scan, &apqns)
+}
+
+/// Writes the edited definition of an mdev that is not active.
+fn write_definition_edit(
+    root: &HostRoot,
+    scan: &ApScan,
+    uuid: &str,
+    edit: DefinitionEdit,
+    assign: bool,
+    mut warnings: Vec<String>,
+) -> Result<Outcome> {
+    check_definition_at_boot(root, scan, uuid, &edit.def, assign)?;
+    let mut definition = None;
+    if edit.changed {
+        definition = Some(
+            mdevctl::write_definition(root, &edit.def, true)?
+                .display()
+                .to_string(),
+        );
+    } else {
+        warnings.push(format!(
+            "the definition of mdev {uuid} already has this matrix; it was left as it is"
+        ));
+    }
+    warnings.push(format!(
+        "mdev {uuid} is not active: only its definition changed (it applies at the next `mdevctl start`)"
+    ));
+    Ok(Outcome {
+        uuid: uuid.to_string(),
+        definition,
+        warnings,
+        ..Outcome::default()
     })
 }
 
@@ -911,12 +1082,10 @@ pub fn remove(
         None => return Err(Error::MdevNotFound { uuid }),
     }
     if req.undefine {
-        if mdevctl::remove_definition(root, &uuid)? {
-            outcome.definition = Some(
-                root.path(mdevctl::definition_path(&uuid))
-                    .display()
-                    .to_string(),
-            );
+        let removed = mdevctl::remove_definition(root, &uuid)?;
+        if !removed.is_empty() {
+            let names: Vec<String> = removed.iter().map(|p| p.display().to_string()).collect();
+            outcome.definition = Some(names.join(", "));
         } else {
             outcome
                 .warnings
