@@ -618,3 +618,95 @@ fn a_malformed_udev_rule_is_explained_and_left_alone() {
     }
     assert_eq!(tree.read("etc/udev/rules.d/41-ap.rules"), bad);
 }
+
+#[test]
+fn define_edits_keep_entries_and_spellings_of_the_definition() {
+    let tree = HostTree::from_example("z16-se");
+    // a hand-edited definition: hex spellings, and domain 0x20 only for the next start
+    let def = format!("etc/mdevctl.d/matrix/{U}");
+    tree.write(
+        &def,
+        r#"{"mdev_type":"vfio_ap-passthrough","start":"auto","attrs":[{"assign_adapter":"0x05"},{"assign_domain":"0x04"},{"assign_domain":"0xab"},{"assign_control_domain":"0xab"},{"assign_domain":"0x20"}]}"#,
+    );
+    let (code, doc) = json(
+        tree.path(),
+        &["ap", "mdev", "unassign", U, "--domain", "4", "--define"],
+    );
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(
+        tree.read(&def),
+        "{\n  \"mdev_type\": \"vfio_ap-passthrough\",\n  \"start\": \"auto\",\n  \"attrs\": [\n    {\n      \"assign_adapter\": \"0x05\"\n    },\n    {\n      \"assign_domain\": \"0xab\"\n    },\n    {\n      \"assign_control_domain\": \"0xab\"\n    },\n    {\n      \"assign_domain\": \"0x20\"\n    }\n  ]\n}"
+    );
+    // assigning appends one decimal entry (mdevctl modify --addattr), the rest stays
+    let before = tree.read(&def);
+    let (code, doc) = json(
+        tree.path(),
+        &["ap", "mdev", "assign", U, "--domain", "4", "--define"],
+    );
+    assert_eq!(code, 0, "{doc}");
+    assert!(tree
+        .read(&def)
+        .ends_with("{\n      \"assign_domain\": \"4\"\n    }\n  ]\n}"));
+    assert!(tree
+        .read(&def)
+        .starts_with(&before[..before.len() - "\n  ]\n}".len()]));
+}
+
+#[test]
+fn a_definition_with_unknown_keys_is_not_edited_and_nothing_changes() {
+    let tree = HostTree::from_example("z16-se");
+    let def = format!("etc/mdevctl.d/matrix/{U}");
+    let cfg = format!("sys/devices/vfio_ap/matrix/{U}/ap_config");
+    let text =
+        r#"{"mdev_type":"vfio_ap-passthrough","start":"auto","atrs":[{"assign_adapter":"5"}]}"#;
+    tree.write(&def, text);
+    let before = tree.read(&cfg);
+    let (code, doc) = json(
+        tree.path(),
+        &["ap", "mdev", "unassign", U, "--domain", "4", "--define"],
+    );
+    assert_eq!(code, 2, "{doc}");
+    assert_eq!(doc["error"]["kind"], "malformed");
+    let msg = doc["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("atrs") && msg.contains(&def), "{msg}");
+    assert_eq!(tree.read(&def), text);
+    assert_eq!(tree.read(&cfg), before);
+    // garbage likewise
+    tree.write(&def, "{ not json");
+    let (code, doc) = json(
+        tree.path(),
+        &["ap", "mdev", "assign", U, "--domain", "6", "--define"],
+    );
+    assert_eq!(code, 2, "{doc}");
+    assert!(doc["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not JSON"));
+    assert_eq!(tree.read(&def), "{ not json");
+    assert_eq!(tree.read(&cfg), before);
+    // reading goes on and says what is wrong
+    tree.write(&def, text);
+    let (code, _, stderr) = run(tree.path(), &["ap", "list"]);
+    assert_eq!(code, 0);
+    assert!(stderr.contains("keys mdevctl ignores: atrs"), "{stderr}");
+}
+
+#[test]
+fn an_upper_case_definition_is_listed_edited_and_undefined() {
+    let tree = HostTree::from_example("z16-se");
+    std::fs::remove_file(tree.at(&format!("etc/mdevctl.d/matrix/{U}"))).unwrap();
+    let upper = format!("etc/mdevctl.d/matrix/{}", U.to_uppercase());
+    tree.write(
+        &upper,
+        r#"{"mdev_type":"vfio_ap-passthrough","start":"AUTO","attrs":null}"#,
+    );
+    let (code, doc) = json(tree.path(), &["ap", "list"]);
+    assert_eq!(code, 0);
+    let defs = doc["definitions"].as_array().unwrap();
+    assert_eq!(defs.len(), 1, "{doc}");
+    assert_eq!(defs[0]["uuid"], U);
+    assert_eq!(defs[0]["start"], "manual");
+    let (code, doc) = json(tree.path(), &["ap", "mdev", "remove", U, "--undefine"]);
+    assert_eq!(code, 0, "{doc}");
+    assert!(!tree.at(&upper).exists());
+}

@@ -219,7 +219,7 @@ fn prot_virt_disabled_or_invalid_on_the_command_line() {
         &doc,
         "prot-virt",
         "fail",
-        "prot_virt_host does not exist; /proc/cmdline sets prot_virt=off, which turns it off",
+        "prot_virt_host does not exist; /proc/cmdline sets prot_virt=off and no true value, so it stays off (the boot parser only ever sets the flag)",
     );
     tree.write("proc/cmdline", "prot_virt=maybe\n");
     let (_, doc) = check_json(tree.path(), &[]);

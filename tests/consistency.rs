@@ -53,6 +53,35 @@ fn failures_of_every_command_are_one_json_document_with_the_error_shape() {
             2,
         ),
         (
+            vec!["ap", "mdev", "unassign", "not-a-uuid", "--domain", "1"],
+            2,
+        ),
+        (vec!["ap", "mdev", "show", "not-a-uuid"], 2),
+        (vec!["ap", "mdev", "remove", "not-a-uuid", "--unplug"], 2),
+        (vec!["ap", "mdev", "remove", "not-a-uuid", "--undefine"], 2),
+        (
+            vec![
+                "ap",
+                "mdev",
+                "create",
+                "--uuid",
+                "not-a-uuid",
+                "--adapter",
+                "3",
+                "--domain",
+                "171",
+            ],
+            2,
+        ),
+        (
+            vec!["qmp", "hotplug", "--qmp", sock, "--mdev", "not-a-uuid"],
+            2,
+        ),
+        (
+            vec!["qmp", "unplug", "--qmp", sock, "--mdev", "not-a-uuid"],
+            2,
+        ),
+        (
             vec![
                 "launch",
                 "--mdev",

@@ -61,10 +61,14 @@ pub fn params(cmdline: &str) -> Vec<String> {
 
 /// Finds `prot_virt=` (exact name) and answers what the kernel makes of it.
 ///
-/// The early boot parser only ever SETS the flag (arch/s390/boot/ipl_parm.c,
-/// `parse_boot_command_line`: `if (!strcmp(param, "prot_virt")) { rc = kstrtobool(val,
-/// &enabled); if (!rc && enabled) prot_virt_host = 1; }`): once one occurrence reads true,
-/// a later `prot_virt=0` does not clear it. So the answer is `Enabled` with the first true
+/// The kernel only ever SETS `prot_virt_host` from the command line: each `prot_virt=`
+/// value is read with kstrtobool, and only a true one stores 1; nothing there stores 0.
+/// Every release with PV host support has this rule: 5.7 introduced it as an
+/// `early_param` in arch/s390/kernel/uv.c (`prot_virt_setup`), and the decompressor's
+/// `parse_boot_command_line` in arch/s390/boot/ipl_parm.c keeps it (read in Debian's
+/// linux-source 6.1.192 and 6.12.118). So once one occurrence reads true, a later
+/// `prot_virt=0` does not clear it; the flag is cleared only by the kernel itself
+/// (arch/s390/kernel/uv.c: a guest, no facility 158, no memory for the ultravisor). So the answer is `Enabled` with the first true
 /// value if there is one, else `Disabled` with the last false value, else `Invalid` with
 /// the first value kstrtobool rejects, else `Absent`.
 pub fn prot_virt(cmdline: &str) -> ProtVirtParam {

@@ -111,7 +111,7 @@ fn prot_virt(root: &HostRoot, uv: &UvInfo) -> Check {
             Check::fail(ID, format!("{found}; /proc/cmdline has no prot_virt= parameter"), add)
         }
         ProtVirtParam::Disabled(v) => {
-            Check::fail(ID, format!("{found}; /proc/cmdline sets prot_virt={v}, which turns it off"), add)
+            Check::fail(ID, format!("{found}; /proc/cmdline sets prot_virt={v} and no true value, so it stays off (the boot parser only ever sets the flag)"), add)
         }
         ProtVirtParam::Invalid(v) => Check::fail(
             ID,

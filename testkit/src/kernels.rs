@@ -1,14 +1,17 @@
 //! Host trees of the kernel generations users run: the example host `z16-se` as a 5.15-,
-//! a 6.1- and a 6.13-era kernel shows it. Each differs only in the files that kernel has,
-//! read from drivers/s390/crypto (see docs/kernel-vfio-ap.md for the history):
+//! a 6.1- and a 6.13-era kernel shows it. Each differs only in the files that kernel has
+//! (docs/kernel-generations.md has the history and the commits):
 //!
 //! | file | 5.15 | 6.1 | 6.13 |
 //! |---|---|---|---|
 //! | mdev `guest_matrix` (dynamic configuration, 6.0) | - | yes | yes |
-//! | mdev `ap_config` (mdevctl automation series) | - | - | yes |
-//! | matrix `features` (same series) | - | - | yes |
-//! | queue `status` (after 5.15) | - | yes | yes |
+//! | mdev `ap_config` (mdevctl-automation series, 6.10) | - | - | yes |
+//! | matrix `features` (driver feature advertisement, 6.12) | - | - | yes |
+//! | queue `status` (5.17) | - | yes | yes |
 //! | mdev `vfio-dev/vfioN` (iommufd cdev, 6.6) | - | - | yes |
+//!
+//! What the kernels answer to writes (EBUSY, blocking `remove`) is not in a tree's files:
+//! `crate::kernel_model` models that per generation.
 
 use crate::hosttree::HostTree;
 

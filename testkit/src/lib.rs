@@ -4,6 +4,7 @@ pub mod ap;
 pub mod cli;
 pub mod hosttree;
 pub mod image;
+pub mod kernel_model;
 pub mod kernels;
 pub mod namespace;
 pub mod qemu;

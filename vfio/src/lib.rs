@@ -4,7 +4,8 @@
 //!
 //! Everything is read and written through [`host::HostRoot`]; sysfs writes go through the
 //! [`write::SysfsWriter`] seam so the lifecycle can be tested against models of the
-//! kernel's rules, one per kernel generation (test-only, `src/model.rs`).
+//! kernel's rules, one per kernel generation. The models live in the test-support crate
+//! (`testkit::kernel_model`), never in this library.
 
 pub mod ap;
 pub mod checks;
@@ -17,8 +18,6 @@ pub mod mask;
 pub mod matrix_view;
 pub mod mdev;
 pub mod mdevctl;
-#[cfg(test)]
-pub mod model;
 pub mod persistent;
 pub mod scan;
 pub mod write;

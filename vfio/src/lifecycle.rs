@@ -12,8 +12,8 @@ use crate::error::{normalize_uuid, Error, KernelError, Result};
 use crate::holders::Holder;
 use crate::lock::ApLock;
 use crate::mask::{Mask, MaskSpec};
-use crate::mdev::{ApConfig, MdevInfo, MATRIX_DIR, TYPE_DIR};
-use crate::mdevctl::{self, Definition, Start};
+use crate::mdev::{ApConfig, MdevInfo, MATRIX_DIR, MDEV_TYPE, TYPE_DIR};
+use crate::mdevctl::{self, Definition, IdKind, Start};
 use crate::scan::ApScan;
 use crate::write::{errno_name, SysfsWriter};
 use host::HostRoot;
@@ -295,10 +295,6 @@ fn explain(
                 "use ids within the limits shown by `aplaunch ap masks`".to_string(),
             )
         }
-        (libc::EBUSY, Target::Remove) => (
-            format!("{what} failed: a guest is using it ({name}; vfio_ap before Linux 5.15 refuses instead of waiting)"),
-            format!("stop the guest first, or unplug the device: aplaunch qmp unplug --qmp SOCKET --mdev {uuid}"),
-        ),
         (libc::EBUSY, _) => (
             format!("{what} failed: a guest is running with mdev {uuid} and this kernel cannot change a running guest's matrix ({name}: vfio_ap before Linux 6.0 refuses while the mdev is attached to a KVM)"),
             format!("stop the guest, change mdev {uuid}, start the guest again; kernels from 6.0 on update a running guest"),
@@ -309,7 +305,13 @@ fn explain(
         ),
         (libc::EUSERS, Target::Create) => (
             format!("{what} failed: vfio_ap has no mdev instances left (available_instances is 0) ({name})"),
-            "remove mdevs that are no longer needed (`aplaunch ap list` shows them; aplaunch ap mdev remove <their UUID>)".to_string(),
+            {
+                let mdevs: Vec<&str> = scan.mdevs.iter().map(|m| m.uuid.as_str()).collect();
+                format!(
+                    "remove mdevs that are no longer needed (`aplaunch ap mdev remove` with one of {})",
+                    if mdevs.is_empty() { "the mdevs `aplaunch ap list` shows".to_string() } else { mdevs.join(", ") }
+                )
+            },
         ),
         (libc::EINVAL, Target::Create) => (
             format!("{what} failed: the kernel refused {shown:?} as a UUID ({name})"),
@@ -406,7 +408,14 @@ pub fn create(
         return Err(Error::Refused {
             kind: "instances",
             message: "vfio_ap has no mdev instances left (available_instances is 0)".into(),
-            hint: "remove mdevs that are no longer needed (`aplaunch ap list` shows them; aplaunch ap mdev remove <their UUID>)".into(),
+            hint: format!(
+                "remove mdevs that are no longer needed (`aplaunch ap mdev remove` with one of {})",
+                scan.mdevs
+                    .iter()
+                    .map(|m| m.uuid.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         });
     }
     if req.adapters.is_empty() || req.domains.is_empty() {
@@ -546,13 +555,19 @@ pub fn change(
         });
     }
     let scan = writer.scan(root);
-    if scan.matrix_device.is_none() {
-        return Err(Error::ModuleNotLoaded);
-    }
-    let mdev = scan
-        .mdev(&uuid)
-        .cloned()
-        .ok_or_else(|| Error::MdevNotFound { uuid: uuid.clone() })?;
+    let Some(mdev) = scan.mdev(&uuid).cloned() else {
+        // an mdev that is only defined: with --define its definition is edited alone
+        if delta.define {
+            if let Some(edit) = plan_definition_edit(root, &uuid, None, delta, assign)? {
+                return write_definition_edit(root, &scan, &uuid, edit, assign, Vec::new());
+            }
+        }
+        return Err(if scan.matrix_device.is_none() {
+            Error::ModuleNotLoaded
+        } else {
+            Error::MdevNotFound { uuid: uuid.clone() }
+        });
+    };
     let dynamic = scan.updates_running_guests(&mdev);
     // the /proc look is only needed where a running guest changes the answer
     let hold = (!dynamic || !scan.in_use(&mdev)).then(|| GuestHold::of(root, &scan, &mdev));
@@ -610,11 +625,22 @@ pub fn change(
             &cartesian(&new_adapters, &new_domains),
             autostart,
         )?;
-        if autostart && delta.define {
-            let apqns = cartesian(&new_adapters, &new_domains);
-            crate::persistent::refuse_reserved_at_boot(root, &scan, &apqns)?;
-        }
     }
+    // the definition edit is prepared, and refused, before anything is written
+    let edit = if delta.define {
+        let after = (
+            adapters.iter().copied().collect::<Vec<_>>(),
+            domains.iter().copied().collect::<Vec<_>>(),
+            controls.iter().copied().collect::<Vec<_>>(),
+        );
+        let edit = plan_definition_edit(root, &uuid, Some(&after), delta, assign)?;
+        if let Some(e) = &edit {
+            check_definition_at_boot(root, &scan, &uuid, &e.def, assign)?;
+        }
+        edit
+    } else {
+        None
+    };
     if scan.definition(&uuid).is_some() && !delta.define {
         warnings.push(format!(
             "mdev {uuid} has an mdevctl definition that still holds the old matrix; it will come back at the next start unless you update it (pass --define)"
@@ -686,22 +712,23 @@ pub fn change(
         }
     }
     let mut definition = None;
-    if delta.define {
-        let start = scan
-            .definition(&uuid)
-            .map(|d| d.start)
-            .unwrap_or(Start::Manual);
-        let adapters: Vec<Apid> = adapters.iter().copied().collect();
-        let domains: Vec<Apqi> = domains.iter().copied().collect();
-        let controls: Vec<Apqi> = controls.iter().copied().collect();
-        let def = Definition::new(&uuid, start, &adapters, &domains, &controls);
-        let path = mdevctl::write_definition(root, &def, true).map_err(|e| Error::Refused {
-            kind: "define",
-            message: format!("the mdev was changed, but writing its definition failed: {e}"),
-            hint: "fix the cause and run the same command again (the change itself is idempotent)"
-                .into(),
-        })?;
-        definition = Some(path.display().to_string());
+    if let Some(edit) = edit {
+        if edit.changed {
+            let path =
+                mdevctl::write_definition(root, &edit.def, true).map_err(|e| Error::Refused {
+                    kind: "define",
+                    message: format!(
+                        "the mdev was changed, but writing its definition failed: {e}"
+                    ),
+                    hint: "fix the cause and run the same command again (the change itself is idempotent)"
+                        .into(),
+                })?;
+            definition = Some(path.display().to_string());
+        } else {
+            warnings.push(format!(
+                "the definition of mdev {uuid} already has this matrix; it was left as it is"
+            ));
+        }
     }
     let after = writer.scan(root);
     Ok(Outcome {
@@ -712,6 +739,159 @@ pub fn change(
         guest_matrix_after: after.mdev(&uuid).and_then(|m| m.guest_matrix.clone()),
         live,
         warnings,
+    })
+}
+
+/// A definition as `--define` will write it.
+struct DefinitionEdit {
+    def: Definition,
+    /// Whether it differs from the file (a new definition always does).
+    changed: bool,
+}
+
+/// Reads the definition `--define` edits and applies the change to it the way `mdevctl
+/// modify --addattr/--delattr` would, keeping every other entry and spelling. Without a
+/// definition, a new manual one holds `after` (the active matrix after the change); with
+/// neither, `None`. A definition aplaunch cannot edit faithfully (unreadable, keys mdevctl
+/// ignores and would drop, another mdev type, several files) is refused.
+fn plan_definition_edit(
+    root: &HostRoot,
+    uuid: &str,
+    after: Option<&(Vec<Apid>, Vec<Apqi>, Vec<Apqi>)>,
+    delta: &MatrixChange,
+    assign: bool,
+) -> Result<Option<DefinitionEdit>> {
+    let malformed = |reason: String| {
+        Error::Refused {
+        kind: "malformed",
+        message: reason,
+        hint: format!(
+            "fix the file (mdevctl reads only mdev_type, start and attrs) or remove it with `aplaunch ap mdev remove {uuid} --undefine`; nothing was changed"
+        ),
+    }
+    };
+    let existing = match mdevctl::read_definition(root, uuid) {
+        Ok(d) => d,
+        Err(Error::Format { path, reason }) => {
+            return Err(malformed(format!(
+                "the definition {} cannot be read: {reason}",
+                path.display()
+            )))
+        }
+        Err(Error::Refused { message, .. }) => return Err(malformed(message)),
+        Err(e) => return Err(e),
+    };
+    let Some(mut def) = existing else {
+        return Ok(after.map(|(a, d, c)| DefinitionEdit {
+            def: Definition::new(uuid, Start::Manual, a, d, c),
+            changed: true,
+        }));
+    };
+    let path = root.path(def.path());
+    if !def.unknown_keys.is_empty() {
+        return Err(malformed(format!(
+            "the definition {} has keys mdevctl ignores ({}); rewriting it would drop them",
+            path.display(),
+            def.unknown_keys.join(", ")
+        )));
+    }
+    if def.mdev_type != MDEV_TYPE {
+        return Err(malformed(format!(
+            "the definition {} is of mdev type {:?}, not {MDEV_TYPE}",
+            path.display(),
+            def.mdev_type
+        )));
+    }
+    let mut changed = def.file_name != uuid;
+    for a in &delta.adapters {
+        changed |= def.edit(IdKind::Adapter, a.0, assign);
+    }
+    for d in &delta.domains {
+        changed |= def.edit(IdKind::Domain, d.0, assign);
+    }
+    for c in &delta.control_domains {
+        changed |= def.edit(IdKind::Control, c.0, assign);
+    }
+    Ok(Some(DefinitionEdit { def, changed }))
+}
+
+/// For an autostart definition that gains ids: refuses APQNs in another autostart
+/// definition and APQNs the masks at boot reserve for the host, as ap-check does when
+/// mdevctl defines, modifies or starts it.
+fn check_definition_at_boot(
+    root: &HostRoot,
+    scan: &ApScan,
+    uuid: &str,
+    def: &Definition,
+    assign: bool,
+) -> Result<()> {
+    if def.start != Start::Auto || !assign {
+        return Ok(());
+    }
+    let apqns = def.apqns();
+    let mut conflicts = Vec::new();
+    for other in scan
+        .definitions
+        .iter()
+        .filter(|d| d.uuid != uuid && d.start == Start::Auto && d.mdev_type == MDEV_TYPE)
+    {
+        let theirs = other.apqns();
+        for q in apqns.iter().filter(|q| theirs.contains(q)) {
+            conflicts.push((*q, other.uuid.clone()));
+        }
+    }
+    if let Some((q, other)) = conflicts.first() {
+        let list: Vec<String> = conflicts
+            .iter()
+            .map(|(q, o)| {
+                format!(
+                    "APQN {} is in the autostart definition of mdev {o}",
+                    q.describe()
+                )
+            })
+            .collect();
+        return Err(Error::Refused {
+            kind: "conflict",
+            message: list.join("; "),
+            hint: format!(
+                "an APQN may belong to one autostart definition only: take APQN {} out of the definition of mdev {other} first, or make one of them manual",
+                q.describe()
+            ),
+        });
+    }
+    crate::persistent::refuse_reserved_at_boot(root, scan, &apqns)
+}
+
+/// Writes the edited definition of an mdev that is not active.
+fn write_definition_edit(
+    root: &HostRoot,
+    scan: &ApScan,
+    uuid: &str,
+    edit: DefinitionEdit,
+    assign: bool,
+    mut warnings: Vec<String>,
+) -> Result<Outcome> {
+    check_definition_at_boot(root, scan, uuid, &edit.def, assign)?;
+    let mut definition = None;
+    if edit.changed {
+        definition = Some(
+            mdevctl::write_definition(root, &edit.def, true)?
+                .display()
+                .to_string(),
+        );
+    } else {
+        warnings.push(format!(
+            "the definition of mdev {uuid} already has this matrix; it was left as it is"
+        ));
+    }
+    warnings.push(format!(
+        "mdev {uuid} is not active: only its definition changed (it applies at the next `mdevctl start`)"
+    ));
+    Ok(Outcome {
+        uuid: uuid.to_string(),
+        definition,
+        warnings,
+        ..Outcome::default()
     })
 }
 
@@ -781,9 +961,17 @@ fn unplug_hint(uuid: &str, holders: &[Holder]) -> String {
         Some(sock) => format!(
             "unplug it from the guest first: aplaunch ap mdev remove {uuid} --unplug (QMP socket {sock}), or aplaunch qmp unplug --qmp {sock} --mdev {uuid}; or stop the guest"
         ),
-        None => format!(
-            "unplug it from the guest first (aplaunch ap mdev remove {uuid} --unplug --qmp SOCKET, or aplaunch qmp unplug --qmp SOCKET --mdev {uuid}, with the guest's QMP socket), or stop the guest"
-        ),
+        None => {
+            let seen = if holders.is_empty() {
+                "no process in /proc shows one".to_string()
+            } else {
+                let pids: Vec<String> = holders.iter().map(|h| h.pid.to_string()).collect();
+                format!("the command line of process {} names none", pids.join(", "))
+            };
+            format!(
+                "unplug it from the guest first: `aplaunch ap mdev remove {uuid} --unplug --qmp` followed by the path of the guest's QMP socket ({seen}); or stop the guest"
+            )
+        }
     }
 }
 
@@ -792,8 +980,9 @@ fn unplug_hint(uuid: &str, holders: &[Holder]) -> String {
 ///
 /// While a guest holds the mdev (queue status `in use`, its VFIO group busy, or a process
 /// in /proc with its group or cdev open) the removal is refused unless `force`, naming the
-/// holders and their QMP sockets. Kernels since 5.15 do not answer EBUSY then: the write
-/// to `remove` blocks until QEMU releases the device, so it is made with a bound
+/// holders and their QMP sockets. vfio_ap before 5.15 answers EBUSY then (reported with
+/// the holders); since 5.15 the write to `remove` blocks until QEMU releases the device
+/// (drivers/vfio/vfio_main.c `vfio_unregister_group_dev`), so it is made with a bound
 /// ([`SysfsWriter::write_bounded`]); when the bound runs out the error says so and who holds
 /// the device, and the caller's lock is released as usual.
 pub fn remove(
@@ -848,6 +1037,21 @@ pub fn remove(
                         rollback: None,
                     })));
                 }
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    // vfio_ap before 5.15 refuses (`if (matrix_mdev->kvm) return -EBUSY;`)
+                    let hold = GuestHold::of(root, &scan, m);
+                    return Err(Error::Kernel(Box::new(KernelError {
+                        attribute: path,
+                        value: "1".into(),
+                        errno: Some(libc::EBUSY),
+                        message: format!(
+                            "removing mdev {uuid} failed: the kernel refused (EBUSY) because a guest holds it ({}); vfio_ap before Linux 5.15 refuses instead of waiting; nothing was changed",
+                            hold.describe(m)
+                        ),
+                        hint: unplug_hint(&uuid, &hold.holders),
+                        rollback: None,
+                    })));
+                }
                 Err(source) => {
                     return Err(explain(
                         root,
@@ -865,12 +1069,10 @@ pub fn remove(
         None => return Err(Error::MdevNotFound { uuid }),
     }
     if req.undefine {
-        if mdevctl::remove_definition(root, &uuid)? {
-            outcome.definition = Some(
-                root.path(mdevctl::definition_path(&uuid))
-                    .display()
-                    .to_string(),
-            );
+        let removed = mdevctl::remove_definition(root, &uuid)?;
+        if !removed.is_empty() {
+            let names: Vec<String> = removed.iter().map(|p| p.display().to_string()).collect();
+            outcome.definition = Some(names.join(", "));
         } else {
             outcome
                 .warnings
@@ -1145,5 +1347,31 @@ pub fn show(root: &HostRoot, uuid: &str) -> Result<MdevShow> {
 }
 
 #[cfg(test)]
-#[path = "lifecycle_tests.rs"]
-mod tests;
+mod tests {
+    use super::*;
+    use testkit::hosttree::HostTree;
+
+    const V: &str = "11111111-2222-4333-8444-555555555555";
+    const W: &str = "33333333-4444-4555-8666-777777777777";
+
+    #[test]
+    fn autostart_definitions_conflict_only_for_autostart() {
+        let tree = HostTree::from_example("z16-se");
+        tree.write(
+            &format!("etc/mdevctl.d/matrix/{W}"),
+            r#"{"mdev_type":"vfio_ap-passthrough","start":"auto","attrs":[{"assign_adapter":"3"},{"assign_domain":"171"}]}"#,
+        );
+        let root = HostRoot::open(tree.path()).unwrap();
+        let scan = ApScan::read(&root);
+        let apqns = cartesian(&[Apid(3)], &[Apqi(171)]);
+        let err = check_apqns(&scan, V, &apqns, true).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!(
+                "APQN 03.00ab (3.171) is in the autostart definition of mdev {W}"
+            )),
+            "{err}"
+        );
+        let warn = check_apqns(&scan, V, &apqns, false).unwrap();
+        assert!(warn[0].contains("autostart definition"), "{warn:?}");
+    }
+}

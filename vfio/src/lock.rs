@@ -129,12 +129,25 @@ impl ApLock {
     pub fn acquire_path(path: PathBuf, timeout: Duration) -> Result<ApLock> {
         let pid = std::process::id() as i32;
         let temp = write_temp(&path, pid)?;
+        // The handlers go in before the first link(2): from the moment the lock file names
+        // us, a signal must remove it (the handler unlinks it only when it holds our PID,
+        // so a wait that never got the lock leaves another holder's file alone).
+        let guard = SignalGuard::install(&path, &temp, pid);
         let result = Self::link_loop(&path, &temp, pid, timeout);
         let _ = std::fs::remove_file(&temp);
-        let mut lock = result?;
-        lock.guard = SignalGuard::install(&lock.path, pid);
-        tracing::debug!(path = %lock.path.display(), pid, "AP configuration lock taken");
-        Ok(lock)
+        match result {
+            Ok(mut lock) => {
+                lock.guard = guard;
+                tracing::debug!(path = %lock.path.display(), pid, "AP configuration lock taken");
+                Ok(lock)
+            }
+            Err(e) => {
+                if let Some(guard) = guard {
+                    guard.uninstall();
+                }
+                Err(e)
+            }
+        }
     }
 
     fn link_loop(path: &Path, temp: &Path, pid: i32, timeout: Duration) -> Result<ApLock> {
@@ -349,6 +362,8 @@ fn command_of(pid: i32) -> Option<String> {
 /// (a handler may not allocate).
 struct Registration {
     path: CString,
+    /// The temporary file that is linked to `path`; removed by a signal during the wait.
+    temp: CString,
     pid_line: Vec<u8>,
 }
 
@@ -367,9 +382,10 @@ struct SignalGuard {
 }
 
 impl SignalGuard {
-    fn install(path: &Path, pid: i32) -> Option<SignalGuard> {
+    fn install(path: &Path, temp: &Path, pid: i32) -> Option<SignalGuard> {
         let reg = Registration {
             path: CString::new(path.as_os_str().as_bytes()).ok()?,
+            temp: CString::new(temp.as_os_str().as_bytes()).ok()?,
             pid_line: format!("{pid}\n").into_bytes(),
         };
         let mut previous = [None; 4];
@@ -418,6 +434,8 @@ extern "C" fn on_signal(sig: libc::c_int) {
     // a leaked registration, valid forever.
     unsafe {
         if let Some(reg) = reg.as_ref() {
+            // ours alone (the name carries our PID); gone already once the lock was taken
+            libc::unlink(reg.temp.as_ptr());
             let fd = libc::open(reg.path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
             if fd >= 0 {
                 let mut buf = [0u8; READ_LIMIT];

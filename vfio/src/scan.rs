@@ -482,9 +482,35 @@ impl ApScan {
                 return;
             }
         };
-        for name in names.iter().filter(|n| is_uuid(n)) {
-            match crate::mdevctl::read_definition(root, name) {
-                Ok(Some(d)) => self.definitions.push(d),
+        for name in &names {
+            let Some(uuid) = crate::mdevctl::definition_file_uuid(name) else {
+                continue;
+            };
+            if root.is_dir(crate::mdevctl::definition_path(name)) {
+                continue;
+            }
+            if self.definitions.iter().any(|d| d.uuid == uuid) {
+                self.problems.push(format!(
+                    "{}: a second definition file of mdev {uuid}; mdevctl reads both (\"Multiple definitions found\"): keep one",
+                    root.path(crate::mdevctl::definition_path(name)).display()
+                ));
+                continue;
+            }
+            match crate::mdevctl::read_definition_file(root, name) {
+                Ok(Some(d)) => {
+                    let path = root.path(d.path());
+                    if !d.unknown_keys.is_empty() {
+                        self.problems.push(format!(
+                            "{}: keys mdevctl ignores: {} (only mdev_type, start and attrs are read)",
+                            path.display(),
+                            d.unknown_keys.join(", ")
+                        ));
+                    }
+                    for w in &d.warnings {
+                        self.problems.push(format!("{}: {w}", path.display()));
+                    }
+                    self.definitions.push(d)
+                }
                 Ok(None) => {}
                 Err(e) => self.problem(e),
             }

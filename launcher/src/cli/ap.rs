@@ -115,7 +115,7 @@ pub enum MdevCommand {
         uuid: String,
         #[command(flatten)]
         ids: Ids,
-        /// Also rewrite its mdevctl definition with the new matrix
+        /// Also edit its mdevctl definition like `mdevctl modify --addattr` (other entries and spellings stay; a new manual one when there is none); an mdev that is only defined gets just its definition edited
         #[arg(long)]
         define: bool,
         #[command(flatten)]
@@ -127,7 +127,7 @@ pub enum MdevCommand {
         uuid: String,
         #[command(flatten)]
         ids: Ids,
-        /// Also rewrite its mdevctl definition with the new matrix
+        /// Also edit its mdevctl definition like `mdevctl modify --delattr` (deletes the entries assigning the ids, clears them in ap_config; other entries stay)
         #[arg(long)]
         define: bool,
         #[command(flatten)]
@@ -137,7 +137,7 @@ pub enum MdevCommand {
     Remove {
         /// The mdev's UUID
         uuid: String,
-        /// Also delete its mdevctl definition
+        /// Also delete its mdevctl definition (every file mdevctl reads as one: any case, 32 hex digits, {...}, urn:uuid:...)
         #[arg(long)]
         undefine: bool,
         /// First unplug it from the guest holding it through QMP (device_del)
@@ -164,6 +164,11 @@ pub fn app_error(e: vfio::Error) -> AppError {
     let err = match &e {
         // the mdev was changed but its definition could not be written: a failed operation
         E::Refused { kind: "define", .. } => AppError::failed("define", e.to_string()),
+        // a host file aplaunch will not change as it stands (a definition with keys
+        // mdevctl ignores, garbage): malformed input, like a malformed udev rule
+        E::Refused {
+            kind: "malformed", ..
+        } => AppError::new("malformed", Exit::Usage, e.to_string()),
         E::Refused { kind, .. } => AppError::refused(*kind, e.to_string()),
         E::MdevNotFound { .. } => AppError::refused("no-mdev", e.to_string()),
         E::ModuleNotLoaded => AppError::refused("vfio-ap-module", e.to_string()),
@@ -565,11 +570,19 @@ fn masks(root: &HostRoot, args: MasksArgs, out: &Output) -> Result<Exit, AppErro
                 .iter()
                 .map(|(q, u)| format!("APQN {} of mdev {u}", q.describe()))
                 .collect();
+            let commands: Vec<String> = p
+                .taken_from_mdevs
+                .iter()
+                .map(|(q, u)| lifecycle::unassign_command(u, *q))
+                .collect();
             return Err(AppError::refused(
                 "conflict",
                 format!("the new masks would hand queues assigned to mdevs back to the host drivers: {}", list.join(", ")),
             )
-            .with_hint("unassign them from the mdev first (aplaunch ap mdev unassign UUID ...), or leave those bits clear"));
+            .with_hint(format!(
+                "unassign them from their mdevs first ({}), or leave those bits clear",
+                commands.join("; ")
+            )));
         }
         p
     } else {
@@ -836,12 +849,22 @@ fn mdev(root: &HostRoot, cmd: MdevCommand, out: &Output) -> Result<Exit, AppErro
                 let _ = writeln!(
                     t,
                     "  definition    /etc/mdevctl.d/matrix/{} (start {}): adapters {}, domains {}, control {}",
-                    s.uuid,
+                    d.file_name,
                     d.start.as_str(),
                     d.adapters.iter().map(|a| a.0.to_string()).collect::<Vec<_>>().join(" "),
                     ids(&d.domains),
                     ids(&d.control_domains)
                 );
+                if !d.unknown_keys.is_empty() {
+                    let _ = writeln!(
+                        t,
+                        "  warning       keys mdevctl ignores: {}",
+                        d.unknown_keys.join(", ")
+                    );
+                }
+                for w in &d.warnings {
+                    let _ = writeln!(t, "  warning       {w}");
+                }
             }
             out.human(&t);
             Ok(Exit::Ok)
@@ -879,7 +902,7 @@ fn unplug_first(
                     "--unplug: no QMP socket found for the guest holding mdev {uuid} ({who})"
                 ))
                 .with_hint(format!(
-                    "give the guest's QMP socket: aplaunch ap mdev remove {uuid} --unplug --qmp SOCKET"
+                    "give the path of the guest's QMP socket after --qmp: aplaunch ap mdev remove {uuid} --unplug --qmp followed by that path; `aplaunch launch` makes it /run/aplaunch/<name>.qmp for root unless its --qmp chose another path"
                 )));
             };
             // a path of the host's: under a recorded host root it lies inside that root

@@ -78,6 +78,12 @@ pub struct LaunchArgs {
     /// Set iommu_platform=on on the virtio devices of a plain guest (always on for secure guests)
     #[arg(long)]
     pub iommu_platform: bool,
+    /// Wait up to SECS for the mdev as a boot creates it (mdevctl's udev rule starts the
+    /// autostart definition when vfio_ap registers the matrix device): until it exists and
+    /// the AP configuration lock is free (mdevctl's callout ap-check holds it while the
+    /// mdev is created and its attributes written); exit 3 when it does not come
+    #[arg(long, value_name = "SECS", value_parser = super::qmp::parse_secs)]
+    pub wait_mdev: Option<std::time::Duration>,
     /// Print the QEMU command line (a JSON array with --json) and run nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -205,9 +211,86 @@ fn refusal(planned: &Planned) -> Option<AppError> {
     )
 }
 
+/// `--wait-mdev`: waits, bounded, for the mdev a boot creates. mdevctl 1.2.0 has no
+/// service of its own (upstream ships only 60-mdevctl.rules, which runs `mdevctl
+/// start-parent-mdevs matrix` when the matrix device appears), so a unit cannot order
+/// itself after it; this waits for its effect instead. mdevctl creates the mdev, then
+/// writes the definition's attributes; ap-check, its s390-tools callout, holds the AP
+/// configuration lock from the pre-start call to the post call (ap_tools/ap-check.c
+/// `ap_check_handle_start`, `ap_check_handle_post`), so the mdev is complete when it
+/// exists and the lock can be taken. The lock is released at once.
+fn wait_for_mdev(
+    root: &HostRoot,
+    args: &LaunchArgs,
+    timeout: std::time::Duration,
+    out: &Output,
+) -> Result<(), AppError> {
+    let spec = args.spec().map_err(spec_error)?;
+    let Some(uuid) = spec.mdev.map(|u| u.hyphenated().to_string()) else {
+        return Err(
+            AppError::usage("--wait-mdev needs a mdev (--mdev or mdev = in --config)")
+                .with_hint("name the crypto mdev, or drop --wait-mdev"),
+        );
+    };
+    let start = std::time::Instant::now();
+    let dir = vfio::mdev::mdev_dir(&uuid);
+    let mut told = false;
+    while !root.is_dir(&dir) {
+        if start.elapsed() >= timeout {
+            let defined = vfio::mdevctl::read_definition(root, &uuid);
+            let why = match defined {
+                Ok(Some(d)) if d.start == vfio::mdevctl::Start::Auto => format!(
+                    "its autostart definition {} exists: mdevctl's udev rule (60-mdevctl.rules) starts it when vfio_ap registers {}; see `journalctl -t mdevctl` and `aplaunch ap check {uuid}`",
+                    root.path(d.path()).display(),
+                    root.path(vfio::mdev::MATRIX_DIR).display()
+                ),
+                Ok(Some(d)) => format!(
+                    "its definition {} is manual, so nothing starts it at boot",
+                    root.path(d.path()).display()
+                ),
+                Ok(None) => "it has no mdevctl definition, so nothing creates it at boot".into(),
+                Err(e) => format!("its definition cannot be read: {e}"),
+            };
+            return Err(AppError::failed(
+                "mdev-timeout",
+                format!(
+                    "mdev {uuid} did not appear within {} s ({} does not exist): {why}",
+                    timeout.as_secs_f64(),
+                    root.path(&dir).display()
+                ),
+            )
+            .with_hint(format!(
+                "define it to start at boot: aplaunch ap mdev create --uuid {uuid} ... --define --auto (or mdevctl modify -u {uuid} --auto)"
+            )));
+        }
+        if !told {
+            out.note(&format!(
+                "waiting up to {} s for mdev {uuid} ({})",
+                timeout.as_secs_f64(),
+                root.path(&dir).display()
+            ));
+            told = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let left = timeout.saturating_sub(start.elapsed());
+    match vfio::lock::ApLock::acquire(root, left) {
+        Ok(lock) => {
+            drop(lock);
+            Ok(())
+        }
+        Err(e) => Err(super::ap::app_error(e).with_hint(format!(
+            "mdev {uuid} exists but the AP configuration is still being changed (mdevctl and ap-check hold the lock while they set it up); wait longer with --wait-mdev"
+        ))),
+    }
+}
+
 /// Runs `aplaunch launch`.
 pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, AppError> {
     let root = super::host_root(global)?;
+    if let Some(timeout) = args.wait_mdev {
+        wait_for_mdev(&root, &args, timeout, out)?;
+    }
     let planned = prepare(&root, &args)?;
     let refusal = refusal(&planned);
     let Planned {

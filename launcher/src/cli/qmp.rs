@@ -111,9 +111,14 @@ pub(super) fn connect(sock: &Path, timeout: Duration) -> Result<Qmp, AppError> {
 /// out or misbehaving).
 pub fn qmp_error(e: qmp::Error, sock: Option<&Path>) -> AppError {
     let hint = match &e {
-        qmp::Error::Connect { .. } | qmp::Error::ConnectTimeout { .. } => {
-            "check the path of the guest's QMP socket (-qmp unix:PATH,server=on,wait=off) and that the guest is running".to_string()
-        }
+        qmp::Error::Connect { .. } | qmp::Error::ConnectTimeout { .. } => match sock {
+            Some(s) => format!(
+                "check that {} is the guest's QMP socket (QEMU's -qmp unix:{},server=on,wait=off) and that the guest is running",
+                s.display(),
+                s.display()
+            ),
+            None => "check the path of the guest's QMP socket (QEMU's -qmp unix:<path>,server=on,wait=off) and that the guest is running".to_string(),
+        },
         qmp::Error::NoGreeting { .. } => "QEMU serves one QMP client per monitor: close other clients, or give QEMU another -qmp socket".into(),
         qmp::Error::Timeout { .. } => "QEMU did not answer in time; raise --timeout, or check that QEMU is not stopped in a debugger or overloaded".into(),
         qmp::Error::Disconnected { .. } => "QEMU closed the monitor; check that the guest is still running".into(),
@@ -138,16 +143,19 @@ pub(super) fn hotplug_error(e: hotplug::Error) -> AppError {
             format!("fix the failed checks (`aplaunch ap check {uuid}` shows them all), then retry"),
         ),
         E::AlreadyPlugged { existing } => {
+            let live = match existing.uuid.as_deref() {
+                Some(u) => format!(", or change mdev {u}'s matrix live (`aplaunch ap mdev assign {u}` with the ids to add)"),
+                None => String::new(),
+            };
             AppError::refused("already-plugged", message).with_hint(format!(
-                "QEMU allows one vfio-ap device per guest: unplug it first (`aplaunch qmp unplug --id {}`), or change that mdev's matrix live (`aplaunch ap mdev assign {} ...`)",
+                "QEMU allows one vfio-ap device per guest: unplug it first (`aplaunch qmp unplug --id {}`){live}",
                 existing.handle(),
-                existing.uuid.as_deref().unwrap_or("UUID")
             ))
         }
         E::IdInUse { .. } => AppError::refused("id-in-use", message).with_hint("choose another --id"),
-        E::NoApFeature { .. } => AppError::refused("no-ap-feature", message).with_hint(
-            "restart the guest with AP instructions in its CPU model, e.g. `-cpu host,ap=on,apqci=on,apft=on,apqi=on` (`aplaunch launch --mdev UUID` does this); the AP feature cannot be added to a running guest",
-        ),
+        E::NoApFeature { uuid, .. } => AppError::refused("no-ap-feature", message).with_hint(format!(
+            "restart the guest with AP instructions in its CPU model, e.g. `-cpu host,ap=on,apqci=on,apft=on,apqi=on` (`aplaunch launch --mdev {uuid}` does this); the AP feature cannot be added to a running guest",
+        )),
         E::AddRefused { .. } => AppError::failed("device-add-refused", message).with_hint(
             "QEMU could not open the mdev: check that it exists on this host and is not used by another guest",
         ),

@@ -1,11 +1,18 @@
 //! Lifecycle tests against the kernel model and through real files in host trees.
 
-use super::*;
-use crate::lock::ApLock;
-use crate::model::{Generation, KernelModel};
-use crate::write::{HostWriter, Recording};
+use host::HostRoot;
 use std::time::Duration;
 use testkit::hosttree::HostTree;
+use testkit::kernel_model::{Generation, KernelModel};
+use vfio::ap::{Apid, Apqi, Apqn};
+use vfio::error::{Error, KernelError, Result};
+use vfio::lifecycle::*;
+use vfio::lock::ApLock;
+use vfio::mask::{Mask, MaskSpec};
+use vfio::mdev::ApConfig;
+use vfio::mdev::{MATRIX_DIR, TYPE_DIR};
+use vfio::mdevctl::Start;
+use vfio::write::{HostWriter, Recording, SysfsWriter};
 
 const U: &str = "62177883-f1bb-47f0-914d-32a22e3a8804";
 const V: &str = "11111111-2222-4333-8444-555555555555";
@@ -247,31 +254,9 @@ fn create_with_define_writes_the_mdevctl_file() {
     assert!(e2model.writes().is_empty());
 }
 
-#[test]
-fn autostart_definitions_conflict_only_for_autostart() {
-    let e = env();
-    e.tree.write(
-        &format!("etc/mdevctl.d/matrix/{W}"),
-        r#"{"mdev_type":"vfio_ap-passthrough","start":"auto","attrs":[{"assign_adapter":"3"},{"assign_domain":"171"}]}"#,
-    );
-    let writer = Recording::new(HostWriter::new(&e.root));
-    let scan = writer.scan(&e.root);
-    let mut r = req(&[3], &[171], &[]);
-    r.define = Some(Start::Auto);
-    let err = check_apqns(&scan, V, &cartesian(&r.adapters, &r.domains), true).unwrap_err();
-    assert!(
-        err.to_string().contains(&format!(
-            "APQN 03.00ab (3.171) is in the autostart definition of mdev {W}"
-        )),
-        "{err}"
-    );
-    let warn = check_apqns(&scan, V, &cartesian(&r.adapters, &r.domains), false).unwrap();
-    assert!(warn[0].contains("autostart definition"), "{warn:?}");
-}
-
 // --- every errno, as the kernel answers it when another process raced us ---
 
-fn raced(setup: impl FnOnce(&mut crate::model::ModelState)) -> (Env, KernelError) {
+fn raced(setup: impl FnOnce(&mut testkit::kernel_model::ModelState)) -> (Env, KernelError) {
     let e = env();
     e.model.freeze_scan();
     e.model.with_state(setup);
@@ -285,7 +270,7 @@ fn eaddrinuse_names_the_owner() {
     let (_e, err) = raced(|s| {
         s.mdevs.insert(
             W.into(),
-            crate::model::ModelMdev {
+            testkit::kernel_model::ModelMdev {
                 apm: Mask::from_bits([3]),
                 aqm: Mask::from_bits([171]),
                 ..Default::default()
@@ -558,9 +543,7 @@ fn change_with_define_rewrites_the_definition_keeping_start() {
     let out = change(&e.root, &e.model, &e.lock, U, &delta, false).unwrap();
     assert!(out.warnings.is_empty(), "{:?}", out.warnings);
     assert!(out.definition.unwrap().ends_with(U));
-    let def = crate::mdevctl::read_definition(&e.root, U)
-        .unwrap()
-        .unwrap();
+    let def = vfio::mdevctl::read_definition(&e.root, U).unwrap().unwrap();
     assert_eq!(def.start, Start::Auto);
     assert_eq!(def.adapters, vec![Apid(5)]);
     assert_eq!(def.domains, vec![Apqi(171)]);
@@ -646,7 +629,10 @@ fn remove_refuses_an_mdev_in_use_unless_forced() {
         "{err}"
     );
     assert!(err.hint().unwrap().contains("--force"));
-    assert!(err.hint().unwrap().contains(&format!("--mdev {U}")));
+    assert!(err
+        .hint()
+        .unwrap()
+        .contains(&format!("aplaunch ap mdev remove {U} --unplug --qmp")));
     // forced: the kernel does not answer EBUSY but holds the write until QEMU lets go;
     // the bounded write gives up and says so
     let err = kernel(remove(&e.root, &e.model, &e.lock, &rm(U, true, false)).unwrap_err());
@@ -693,7 +679,7 @@ fn masks_refuse_to_take_assigned_queues_back() {
     e.model.with_state(|s| {
         s.mdevs.insert(
             W.into(),
-            crate::model::ModelMdev {
+            testkit::kernel_model::ModelMdev {
                 apm: Mask::from_bits([3]),
                 aqm: Mask::from_bits([171]),
                 ..Default::default()
@@ -921,10 +907,103 @@ fn remove_never_waits_unbounded_on_any_generation() {
             "{g:?}"
         );
         let err = kernel(remove(&e.root, &e.model, &e.lock, &rm(U, true, false)).unwrap_err());
-        assert_eq!(err.errno, Some(libc::ETIMEDOUT), "{g:?}");
+        // 5.10 refuses at once; from 5.15 on the bound runs out
+        let expected = if g == Generation::V5_10 {
+            libc::EBUSY
+        } else {
+            libc::ETIMEDOUT
+        };
+        assert_eq!(err.errno, Some(expected), "{g:?}");
         assert!(err.message.contains("guest web1"), "{}", err.message);
+        assert!(
+            err.hint.contains("--unplug (QMP socket /run/web1.qmp)"),
+            "{g:?}: {}",
+            err.hint
+        );
         assert!(e.model.state().mdevs.contains_key(U));
     }
+}
+
+/// One scenario, asserted the way one kernel answers it: a forced `remove` of an mdev a
+/// guest holds runs into the bound (the write blocks in `vfio_unregister_group_dev`).
+fn forced_remove_of_a_held_mdev_times_out(generation: Generation) {
+    let e = env();
+    e.model.with_state(|s| {
+        s.generation = generation;
+        s.mdevs.get_mut(U).unwrap().in_use = true;
+    });
+    let err = kernel(remove(&e.root, &e.model, &e.lock, &rm(U, true, false)).unwrap_err());
+    assert_eq!(err.errno, Some(libc::ETIMEDOUT), "{generation:?}");
+    assert!(
+        err.message.contains("did not finish within 2 s"),
+        "{}",
+        err.message
+    );
+}
+
+/// One scenario, asserted the way 6.0 and later answer it: an adapter with no queues on
+/// the host may be assigned (6.0 "s390/vfio-ap: allow assignment of unavailable AP queues
+/// to mdev device"), and `guest_matrix` leaves it out.
+fn assigning_an_adapter_without_queues_succeeds(generation: Generation) {
+    let e = env();
+    e.model.with_state(|s| {
+        s.generation = generation;
+        // adapter 9 is not reserved for the host, and has no queues
+        s.apmask.clear(9);
+    });
+    let delta = MatrixChange {
+        adapters: vec![Apid(9)],
+        ..Default::default()
+    };
+    let out = change(&e.root, &e.model, &e.lock, U, &delta, true)
+        .unwrap_or_else(|err| panic!("{generation:?}: {err}"));
+    assert!(out
+        .writes
+        .iter()
+        .any(|w| w.contains("=9") || w.contains("/ap_config=")));
+}
+
+/// Runs a scenario's assertions and says whether they held (a panic is a failed test).
+fn passes(scenario: fn(Generation), generation: Generation) -> bool {
+    std::panic::catch_unwind(|| scenario(generation)).is_ok()
+}
+
+#[test]
+fn the_same_test_passes_on_one_generation_and_fails_on_another() {
+    // remove: 5.10 answers EBUSY at once, 5.15 blocks (the vfio_register_group_dev
+    // conversion made the remove callback unable to fail)
+    assert!(passes(
+        forced_remove_of_a_held_mdev_times_out,
+        Generation::V5_15
+    ));
+    assert!(passes(
+        forced_remove_of_a_held_mdev_times_out,
+        Generation::V6_13
+    ));
+    assert!(!passes(
+        forced_remove_of_a_held_mdev_times_out,
+        Generation::V5_10
+    ));
+    // assignment: 5.15 wants every new APQN bound to vfio_ap (EADDRNOTAVAIL), 6.1 not
+    assert!(passes(
+        assigning_an_adapter_without_queues_succeeds,
+        Generation::V6_1
+    ));
+    assert!(passes(
+        assigning_an_adapter_without_queues_succeeds,
+        Generation::V6_13
+    ));
+    assert!(!passes(
+        assigning_an_adapter_without_queues_succeeds,
+        Generation::V5_15
+    ));
+    // a live assign: 6.1 updates the running guest, 5.15 answers EBUSY
+    let live_assign_updates_the_guest = |g: Generation| {
+        let out = live_assign(g).unwrap_or_else(|err| panic!("{g:?}: {err}"));
+        assert!(out.live);
+    };
+    assert!(std::panic::catch_unwind(|| live_assign_updates_the_guest(Generation::V6_1)).is_ok());
+    assert!(std::panic::catch_unwind(|| live_assign_updates_the_guest(Generation::V5_15)).is_err());
 }
 
 /// A file whose writes block like the kernel's `remove` while a guest holds the mdev: a
@@ -991,7 +1070,7 @@ impl BlockingFile {
 fn a_blocking_write_is_bounded_and_completes_later() {
     let mut blocking = BlockingFile::new();
     let file = blocking.writer.take().unwrap();
-    let err = crate::write::write_file_bounded(file, b"1", Duration::from_millis(300)).unwrap_err();
+    let err = vfio::write::write_file_bounded(file, b"1", Duration::from_millis(300)).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ETIMEDOUT));
     // the child still waits in the kernel: once the reader lets go the byte arrives
     assert!(blocking.release().ends_with(b"1"));
@@ -1002,7 +1081,7 @@ fn a_bounded_write_reports_the_errno_of_a_refused_write() {
     let e = env();
     // a file open for reading only: write(2) answers EBADF, from the child
     let file = std::fs::File::open(e.tree.at(&a(U, "remove"))).unwrap();
-    let err = crate::write::write_file_bounded(file, b"1", Duration::from_secs(5)).unwrap_err();
+    let err = vfio::write::write_file_bounded(file, b"1", Duration::from_secs(5)).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EBADF));
     // through the host root: the attribute gets the bytes
     let w = HostWriter::new(&e.root);
