@@ -545,3 +545,48 @@ fn mdevctl_waits_while_aplaunch_holds_the_lock_and_never_stalls_after_it() {
     assert!(tree.at(&format!("etc/mdevctl.d/matrix/{W}")).exists());
     assert!(!tree.at("run/lock/s390apconfig.lock").exists());
 }
+
+#[test]
+fn an_id_a_later_unassign_takes_away_still_counts_for_both() {
+    let test = "an_id_a_later_unassign_takes_away_still_counts_for_both";
+    let Some(peers) = peers(test) else { return };
+    // V (autostart) assigns 05.0004, U's, and takes domain 4 away again: the kernel would
+    // build 05.0020 only, but ap-check skips unassign_* and counts 05.0004
+    let v = r#"{"mdev_type":"vfio_ap-passthrough","start":"auto","attrs":[{"assign_adapter":"5"},{"assign_domain":"4"},{"unassign_domain":"4"}]}"#;
+    let theirs = tree(&peers);
+    let ours = tree(&peers);
+    for t in [&theirs, &ours] {
+        t.write(&format!("etc/mdevctl.d/matrix/{V}"), v);
+    }
+    // the same edit, adding domain 0x20: ap-check (through mdevctl modify) refuses it
+    let out = mdevctl(
+        &peers,
+        &theirs,
+        &[
+            "modify",
+            "-u",
+            V,
+            "--addattr",
+            "assign_domain",
+            "--value",
+            "32",
+        ],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains(&format!("5.4 is defined for autostart by {U}")),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(definition(&theirs, V), v);
+    // and so does aplaunch, naming U, and the file stays as it was
+    let (code, doc) = aplaunch(&ours, &["ap", "mdev", "assign", V, "-d", "32", "--define"]);
+    assert_eq!(code, 1, "{doc}");
+    assert_eq!(doc["error"]["kind"], "conflict", "{doc}");
+    assert!(
+        doc["error"]["message"].as_str().unwrap().contains(U),
+        "{doc}"
+    );
+    assert_eq!(definition(&ours, V), v);
+}
