@@ -62,7 +62,12 @@ fn chzdev_and_aplaunch_write_the_same_persistent_rule() {
             &["-t", "ap", &apmask, &aqmask, "-p", "--yes"],
             b"",
         );
-        assert_eq!(out.status.success(), accepted, "chzdev {spec}: {}", text(&out));
+        assert_eq!(
+            out.status.success(),
+            accepted,
+            "chzdev {spec}: {}",
+            text(&out)
+        );
         let out = testkit::cli::command_with_cache(&ours.at("cache"))
             .arg("--host-root")
             .arg(ours.path())
@@ -71,7 +76,12 @@ fn chzdev_and_aplaunch_write_the_same_persistent_rule() {
             .arg(format!("--aqmask={spec}"))
             .output()
             .unwrap();
-        assert_eq!(out.status.success(), accepted, "aplaunch {spec}: {}", text(&out));
+        assert_eq!(
+            out.status.success(),
+            accepted,
+            "aplaunch {spec}: {}",
+            text(&out)
+        );
         if accepted {
             assert_eq!(ours.read(RULE), theirs.read(RULE), "{spec}");
         } else {
