@@ -710,3 +710,16 @@ fn an_upper_case_definition_is_listed_edited_and_undefined() {
     assert_eq!(code, 0, "{doc}");
     assert!(!tree.at(&upper).exists());
 }
+
+#[test]
+fn a_garbage_definition_of_an_inactive_mdev_can_be_undefined() {
+    let tree = HostTree::from_example("z16-se");
+    let def = format!("etc/mdevctl.d/matrix/{}", V.to_uppercase());
+    tree.write(&def, "{ not json");
+    let (code, _, stderr) = run(tree.path(), &["ap", "list"]);
+    assert_eq!(code, 0);
+    assert!(stderr.contains("not JSON"), "{stderr}");
+    let (code, doc) = json(tree.path(), &["ap", "mdev", "remove", V, "--undefine"]);
+    assert_eq!(code, 0, "{doc}");
+    assert!(!tree.at(&def).exists());
+}

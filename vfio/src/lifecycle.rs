@@ -1066,7 +1066,8 @@ pub fn remove(
                 }
             }
         }
-        None if req.undefine && scan.definition(&uuid).is_some() => {}
+        // any file mdevctl reads as its definition, also one that cannot be parsed
+        None if req.undefine && !mdevctl::definition_files(root, &uuid)?.is_empty() => {}
         None => return Err(Error::MdevNotFound { uuid }),
     }
     if req.undefine {
