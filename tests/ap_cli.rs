@@ -723,3 +723,29 @@ fn a_garbage_definition_of_an_inactive_mdev_can_be_undefined() {
     assert_eq!(code, 0, "{doc}");
     assert!(!tree.at(&def).exists());
 }
+
+#[test]
+fn create_define_refuses_over_any_existing_definition_file_before_writing() {
+    let tree = HostTree::from_example("z16-se");
+    kernel_made_mdev(&tree, V);
+    let def = format!("etc/mdevctl.d/matrix/{}", V.to_uppercase());
+    tree.write(&def, "{ not json");
+    let (code, doc) = json(
+        tree.path(),
+        &[
+            "ap", "mdev", "create", "--uuid", V, "-a", "3", "-d", "171", "--define",
+        ],
+    );
+    assert_eq!(code, 1, "{doc}");
+    assert_eq!(doc["error"]["kind"], "exists");
+    assert!(doc["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains(&V.to_uppercase()));
+    // nothing was written to the kernel
+    assert_eq!(
+        tree.read(&format!("sys/devices/vfio_ap/matrix/{V}/assign_adapter")),
+        ""
+    );
+    assert_eq!(tree.read(&def), "{ not json");
+}
