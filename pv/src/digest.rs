@@ -74,9 +74,9 @@ fn load() -> std::result::Result<Evp, String> {
             ctx_new: std::mem::transmute::<*mut c_void, unsafe extern "C" fn() -> *mut c_void>(
                 sym(c"EVP_MD_CTX_new")?,
             ),
-            ctx_free: std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void)>(
-                sym(c"EVP_MD_CTX_free")?,
-            ),
+            ctx_free: std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void)>(sym(
+                c"EVP_MD_CTX_free",
+            )?),
             init: std::mem::transmute::<
                 *mut c_void,
                 unsafe extern "C" fn(*mut c_void, *const c_void, *mut c_void) -> c_int,
