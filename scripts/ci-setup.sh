@@ -6,7 +6,8 @@
 # the `openssl` crate links for SHA-2) for the host and, in the same private sysroot, for
 # s390x; and the AP cooperation peers: Debian's mdevctl and s390-tools' ap-check and
 # util_lockfile (scripts/build-s390-tools.sh); and the C genprotimg 2.35 for the SE image
-# tests (scripts/make-real-images.sh).
+# tests (scripts/make-real-images.sh); Debian 13's QEMU 10.0 in a private tree
+# (scripts/setup-qemu10.sh).
 set -euo pipefail
 
 SYSROOT=${APLAUNCH_S390X_SYSROOT:-/opt/aplaunch/s390x-sysroot}
@@ -46,6 +47,10 @@ bash "$(dirname "$0")/make-real-images.sh"
 
 # Debian's s390x kernel for the real TCG launch (QEMU sandboxed and unprivileged) tests.
 bash "$(dirname "$0")/guest-kernel.sh"
+
+# QEMU 10.0 beside 7.2, from a private Debian 13 tree in /opt/aplaunch/qemu-10: the
+# real-QEMU tests run a second time against it (APLAUNCH_TEST_QEMU, see .ci/run).
+bash "$(dirname "$0")/setup-qemu10.sh"
 
 if [ ! -d "$SYSROOT/usr/lib/rustlib/s390x-unknown-linux-gnu/lib" ]; then
     tmp=$(mktemp -d)

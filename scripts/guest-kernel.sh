@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
-# Debian's s390x kernel, unpacked (not installed) into /opt/aplaunch/guest: the guest that the
-# real TCG launch tests boot (tests/launch_unprivileged.rs looks for boot/vmlinuz-*).
-# Idempotent: nothing is downloaded when a kernel is already there.
+# The guest the real TCG launch tests boot, unpacked (nothing installed) into
+# /opt/aplaunch/guest: Debian's s390x kernel (boot/vmlinuz-*), the virtio modules a guest
+# needs to see aplaunch's devices (modules/*.ko: Debian builds virtio-blk, -net, -console
+# and -rng as modules; virtio_ccw itself is built in), and busybox-static:s390x
+# (bin/busybox), from which the tests build their initramfs (tests/guest_boot.rs).
+# Idempotent: nothing is downloaded when everything is there.
 set -euo pipefail
 GUEST=${APLAUNCH_GUEST_DIR:-/opt/aplaunch/guest}
-if compgen -G "$GUEST/boot/vmlinuz-*" >/dev/null; then
-    echo "ci-setup: guest kernel $(basename "$GUEST"/boot/vmlinuz-*) in $GUEST"
+# Load order: virtio_net needs net_failover, which needs failover.
+MODULES="net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko
+drivers/block/virtio_blk.ko drivers/char/virtio_console.ko drivers/char/hw_random/virtio-rng.ko"
+complete() {
+    compgen -G "$GUEST/boot/vmlinuz-*" >/dev/null || return 1
+    [ -x "$GUEST/bin/busybox" ] || return 1
+    for m in $MODULES; do
+        [ -f "$GUEST/modules/$(basename "$m")" ] || return 1
+    done
+}
+if complete; then
+    echo "ci-setup: guest kernel $(basename "$GUEST"/boot/vmlinuz-*) with its virtio modules and busybox in $GUEST"
     exit 0
 fi
 # The metapackage names the current versioned image package.
@@ -16,9 +29,17 @@ if [ -z "$PKG" ]; then
 fi
 tmp=$(mktemp -d)
 chmod 755 "$tmp"
-(cd "$tmp" && apt-get download -q "$PKG" >/dev/null 2>&1)
-mkdir -p "$GUEST"
-dpkg -x "$tmp"/linux-image-*_s390x.deb "$GUEST"
-# the modules are not needed to see the kernel boot
-rm -rf "$GUEST/lib/modules" "$tmp"
-echo "ci-setup: guest kernel $(basename "$GUEST"/boot/vmlinuz-*) in $GUEST"
+(cd "$tmp" && apt-get download -q "$PKG" busybox-static:s390x >/dev/null 2>&1)
+rm -rf "$GUEST"
+mkdir -p "$GUEST/modules" "$GUEST/bin"
+dpkg -x "$tmp"/linux-image-*_s390x.deb "$tmp/kernel"
+dpkg -x "$tmp"/busybox-static_*_s390x.deb "$tmp/busybox"
+cp -a "$tmp/kernel/boot" "$GUEST/"
+for m in $MODULES; do
+    cp "$tmp"/kernel/lib/modules/*/kernel/"$m" "$GUEST/modules/"
+done
+cp "$tmp/busybox/bin/busybox" "$GUEST/bin/busybox"
+chmod -R a+rX "$GUEST"
+rm -rf "$tmp"
+complete
+echo "ci-setup: guest kernel $(basename "$GUEST"/boot/vmlinuz-*) with its virtio modules and busybox in $GUEST"

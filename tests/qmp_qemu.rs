@@ -139,7 +139,9 @@ fn list_and_unplug_on_a_guest_without_vfio_ap() {
     let (code, doc) = aplaunch_json(host.path(), &["list", "--timeout", "10"], qemu.socket());
     assert_eq!(code, 0, "{doc}");
     assert_eq!(doc["devices"], json!([]));
-    assert!(doc["qemu"].as_str().unwrap().starts_with("7."), "{doc}");
+    // the version the binary under test reports, whichever QEMU that is
+    let (major, minor, micro) = testkit::qemu::version_of(&testkit::qmp::qemu_binary());
+    assert_eq!(doc["qemu"], format!("{major}.{minor}.{micro}"), "{doc}");
     let (code, doc) = aplaunch_json(
         host.path(),
         &["unplug", "--id", "hostdev0", "--timeout", "10"],

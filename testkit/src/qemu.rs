@@ -2,12 +2,29 @@
 
 use std::path::{Path, PathBuf};
 
-/// The real QEMU tests run against, when installed: `/usr/bin/qemu-system-s390x` or
-/// `qemu-system-s390x` on PATH.
+/// The environment variable that names the real QEMU every real-QEMU test runs against
+/// (CI runs those tests once with Debian's 7.2 and once with QEMU 10.0 from
+/// scripts/setup-qemu10.sh).
+pub const TEST_QEMU_ENV: &str = "APLAUNCH_TEST_QEMU";
+
+/// The real QEMU tests run against, when installed: `APLAUNCH_TEST_QEMU` when set, else
+/// `/usr/bin/qemu-system-s390x` or `qemu-system-s390x` on PATH.
 ///
 /// When it is missing: with `CI=true` in the environment this panics (a CI run must not
 /// silently skip), otherwise it prints why the test is skipped and returns `None`.
 pub fn real_qemu(test: &str) -> Option<PathBuf> {
+    if let Some(chosen) = std::env::var_os(TEST_QEMU_ENV).filter(|v| !v.is_empty()) {
+        let chosen = PathBuf::from(chosen);
+        if chosen.is_file() {
+            return Some(chosen);
+        }
+        let why = format!("{TEST_QEMU_ENV}={} does not exist", chosen.display());
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{test}: {why}, and CI=true forbids skipping");
+        }
+        eprintln!("{test}: SKIPPED: {why}");
+        return None;
+    }
     let candidates = std::iter::once(PathBuf::from("/usr/bin/qemu-system-s390x")).chain(
         std::env::var_os("PATH")
             .map(|p| {
@@ -27,6 +44,28 @@ pub fn real_qemu(test: &str) -> Option<PathBuf> {
     }
     eprintln!("{test}: SKIPPED: qemu-system-s390x is not installed (install qemu-system-misc)");
     None
+}
+
+/// `(major, minor, micro)` as `qemu -version` prints it (`QEMU emulator version 10.0.13
+/// (Debian ...)`): what a test compares QEMU's answers with instead of assuming a version.
+pub fn version_of(qemu: &Path) -> (u32, u32, u32) {
+    let out = std::process::Command::new(qemu)
+        .arg("-version")
+        .output()
+        .unwrap_or_else(|e| panic!("{} -version: {e}", qemu.display()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("QEMU emulator version "))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{} -version printed {text:?}", qemu.display()));
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    )
 }
 
 /// The fake QEMU binary itself (testkit's `fake-qemu`), built next to the running test.

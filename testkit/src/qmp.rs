@@ -601,7 +601,8 @@ pub struct RealQemu {
 
 /// The QEMU binary the real-QEMU tests use (`APLAUNCH_TEST_QEMU` or /usr/bin/qemu-system-s390x).
 pub fn qemu_binary() -> PathBuf {
-    std::env::var_os("APLAUNCH_TEST_QEMU")
+    std::env::var_os(crate::qemu::TEST_QEMU_ENV)
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/bin/qemu-system-s390x"))
 }

@@ -828,14 +828,15 @@ fn check_definition_at_boot(
     if def.start != Start::Auto || !assign {
         return Ok(());
     }
-    let apqns = def.apqns();
+    // what the kernel builds and what ap-check counts (it skips unassign_*)
+    let apqns = def.ap_check_apqns();
     let mut conflicts = Vec::new();
     for other in scan
         .definitions
         .iter()
         .filter(|d| d.uuid != uuid && d.start == Start::Auto && d.mdev_type == MDEV_TYPE)
     {
-        let theirs = other.apqns();
+        let theirs = other.ap_check_apqns();
         for q in apqns.iter().filter(|q| theirs.contains(q)) {
             conflicts.push((*q, other.uuid.clone()));
         }
