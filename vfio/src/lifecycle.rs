@@ -433,12 +433,19 @@ pub fn create(
     if req.define == Some(Start::Auto) {
         crate::persistent::refuse_reserved_at_boot(root, &scan, &apqns)?;
     }
-    if req.define.is_some() && !req.force && scan.definition(&uuid).is_some() {
-        return Err(Error::Refused {
-            kind: "exists",
-            message: format!("a definition of mdev {uuid} already exists"),
-            hint: "pass --force to replace it".into(),
-        });
+    if req.define.is_some() && !req.force {
+        // every file mdevctl reads as its definition, also one that cannot be parsed
+        let files = mdevctl::definition_files(root, &uuid)?;
+        if let Some(file) = files.first() {
+            return Err(Error::Refused {
+                kind: "exists",
+                message: format!(
+                    "a definition of mdev {uuid} already exists: {}",
+                    root.path(mdevctl::definition_path(file)).display()
+                ),
+                hint: "pass --force to replace it".into(),
+            });
+        }
     }
     let mut w = Writes {
         root,
@@ -652,7 +659,10 @@ pub fn change(
         uuid: uuid.clone(),
         done: Vec::new(),
     };
-    // ap_config exists only with its write support (the same 6.x series added both)
+    // ap_config came readable (e12aa0b5b2fb, whose store did nothing) and writable
+    // (8fb456bc9f9b) in one series, pulled together for 6.10: where it exists it can be
+    // written; the scan after the write checks that the kernel took it
+    let mut written_config = None;
     if mdev.ap_config.is_some() {
         let cfg = ApConfig {
             apm: Mask::from_bits(adapters.iter().map(|a| a.0)),
@@ -664,6 +674,7 @@ pub fn change(
             matrix_attr(&uuid, "ap_config"),
             cfg.to_sysfs(),
         )?;
+        written_config = Some(cfg);
     } else {
         let prefix = if assign { "assign_" } else { "unassign_" };
         let undo_prefix = if assign { "unassign_" } else { "assign_" };
@@ -731,6 +742,15 @@ pub fn change(
         }
     }
     let after = writer.scan(root);
+    if let Some(cfg) = written_config {
+        let shown = after.mdev(&uuid).and_then(|m| m.ap_config);
+        if shown != Some(cfg) {
+            warnings.push(format!(
+                "the kernel accepted the ap_config write, but mdev {uuid} shows {} afterwards; check it with `aplaunch ap mdev show {uuid}`",
+                shown.map_or_else(|| "no ap_config".to_string(), |c| c.to_sysfs().trim_end().to_string())
+            ));
+        }
+    }
     Ok(Outcome {
         uuid: uuid.clone(),
         writes: w.done,
@@ -1066,7 +1086,8 @@ pub fn remove(
                 }
             }
         }
-        None if req.undefine && scan.definition(&uuid).is_some() => {}
+        // any file mdevctl reads as its definition, also one that cannot be parsed
+        None if req.undefine && !mdevctl::definition_files(root, &uuid)?.is_empty() => {}
         None => return Err(Error::MdevNotFound { uuid }),
     }
     if req.undefine {
