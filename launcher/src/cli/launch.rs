@@ -292,6 +292,15 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
         wait_for_mdev(&root, &args, timeout, out)?;
     }
     let planned = prepare(&root, &args)?;
+    if !args.dry_run {
+        // before the checks' report: a missing file is a usage error (exit 2), and QEMU
+        // would find it only after exec (its exit 1 reads as a failed check)
+        launch::check_guest_files(&planned.spec).map_err(|e| {
+            AppError::new("guest-file", super::output::Exit::Usage, e.to_string()).with_hint(
+                "check the path (relative paths in a config file are taken from the file's directory) and its permissions; `--dry-run` shows the command line without opening anything",
+            )
+        })?;
+    }
     let refusal = refusal(&planned);
     let Planned {
         ref report,
