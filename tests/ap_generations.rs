@@ -264,3 +264,54 @@ fn remove_unplug_first_deletes_the_device_through_qmp_then_removes() {
         peer.assert_followed();
     }
 }
+
+#[test]
+fn definitions_and_persistent_masks_work_on_every_generation() {
+    for kernel in Kernel::ALL {
+        let tree = kernel.host_tree();
+        let k = kernel.name();
+        kernel_made_mdev(&tree, kernel, V);
+        let (code, doc) = json(
+            tree.path(),
+            &[
+                "ap",
+                "mdev",
+                "create",
+                "--uuid",
+                V,
+                "--adapter",
+                "3",
+                "--domain",
+                "171",
+                "--define",
+            ],
+        );
+        assert_eq!(code, 0, "{k}: {doc}");
+        let definition = format!("etc/mdevctl.d/matrix/{V}");
+        assert!(tree.read(&definition).contains("\"assign_adapter\""), "{k}");
+        let (code, doc) = json(
+            tree.path(),
+            &[
+                "ap",
+                "mdev",
+                "assign",
+                U,
+                "--control-domain",
+                "4",
+                "--define",
+            ],
+        );
+        assert_eq!(code, 0, "{k}: {doc}");
+        let (code, doc) = json(
+            tree.path(),
+            &["ap", "masks", "--persistent", "--aqmask=+16"],
+        );
+        assert_eq!(code, 0, "{k}: {doc}");
+        assert!(tree.at("etc/udev/rules.d/41-ap.rules").exists(), "{k}");
+        // no guest holds V: removed at once, definition and all
+        let (code, doc) = json(tree.path(), &["ap", "mdev", "remove", V, "--undefine"]);
+        assert_eq!(code, 0, "{k}: {doc}");
+        assert_eq!(doc["result"]["live"], false, "{k}");
+        assert!(!tree.at(&definition).exists(), "{k}");
+    }
+}

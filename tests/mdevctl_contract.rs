@@ -545,3 +545,113 @@ fn mdevctl_waits_while_aplaunch_holds_the_lock_and_never_stalls_after_it() {
     assert!(tree.at(&format!("etc/mdevctl.d/matrix/{W}")).exists());
     assert!(!tree.at("run/lock/s390apconfig.lock").exists());
 }
+
+#[test]
+fn an_id_a_later_unassign_takes_away_still_counts_for_both() {
+    let test = "an_id_a_later_unassign_takes_away_still_counts_for_both";
+    let Some(peers) = peers(test) else { return };
+    // V (autostart) assigns 05.0004, U's, and takes domain 4 away again: the kernel would
+    // build 05.0020 only, but ap-check skips unassign_* and counts 05.0004
+    let v = r#"{"mdev_type":"vfio_ap-passthrough","start":"auto","attrs":[{"assign_adapter":"5"},{"assign_domain":"4"},{"unassign_domain":"4"}]}"#;
+    let theirs = tree(&peers);
+    let ours = tree(&peers);
+    for t in [&theirs, &ours] {
+        t.write(&format!("etc/mdevctl.d/matrix/{V}"), v);
+    }
+    // the same edit, adding domain 0x20: ap-check (through mdevctl modify) refuses it
+    let out = mdevctl(
+        &peers,
+        &theirs,
+        &[
+            "modify",
+            "-u",
+            V,
+            "--addattr",
+            "assign_domain",
+            "--value",
+            "32",
+        ],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains(&format!("5.4 is defined for autostart by {U}")),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(definition(&theirs, V), v);
+    // and so does aplaunch, naming U, and the file stays as it was
+    let (code, doc) = aplaunch(&ours, &["ap", "mdev", "assign", V, "-d", "32", "--define"]);
+    assert_eq!(code, 1, "{doc}");
+    assert_eq!(doc["error"]["kind"], "conflict", "{doc}");
+    assert!(
+        doc["error"]["message"].as_str().unwrap().contains(U),
+        "{doc}"
+    );
+    assert_eq!(definition(&ours, V), v);
+}
+
+#[test]
+fn aplaunch_waits_while_ap_check_holds_the_lock_for_mdevctl() {
+    let test = "aplaunch_waits_while_ap_check_holds_the_lock_for_mdevctl";
+    let Some(peers) = peers(test) else { return };
+    let tree = tree(&peers);
+    std::fs::write(
+        tree.at("input.json"),
+        r#"{"mdev_type":"vfio_ap-passthrough","start":"manual","attrs":[]}"#,
+    )
+    .unwrap();
+    // mdevctl define between its callouts: ap-check's pre call has taken the lock for its
+    // parent (this shell, standing in for mdevctl), the post call releases it
+    let script = format!(
+        "ap=/etc/mdevctl.d/scripts.d/callouts/ap-check; \
+         \"$ap\" -t vfio_ap-passthrough -e pre -a define -s none -u {V} -p matrix < {input} || exit 1; \
+         echo held; read _; \
+         \"$ap\" -t vfio_ap-passthrough -e post -a define -s success -u {V} -p matrix < {input}",
+        input = tree.at("input.json").display()
+    );
+    let mut mdevctl = testkit::namespace::command(tree.path(), Path::new("sh"), &["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(mdevctl.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "held\n");
+    // aplaunch waits its bound and fails naming the holder: the shell ap-check locked for
+    let (code, doc) = aplaunch(
+        &tree,
+        &[
+            "ap",
+            "mdev",
+            "unassign",
+            U,
+            "-c",
+            "171",
+            "--lock-timeout",
+            "1",
+        ],
+    );
+    assert_eq!(code, 3, "{doc}");
+    assert_eq!(doc["error"]["kind"], "lock", "{doc}");
+    // unshare execs the shell, which execs the script's shell: one PID throughout
+    let msg = doc["error"]["message"].as_str().unwrap();
+    assert!(msg.contains(&mdevctl.id().to_string()), "{msg}");
+    let before = tree.read(&format!("sys/devices/vfio_ap/matrix/{U}/ap_config"));
+    // released by ap-check's post call: aplaunch goes ahead
+    std::io::Write::write_all(mdevctl.stdin.as_mut().unwrap(), b"\n").unwrap();
+    let out = mdevctl.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!tree.at("run/lock/s390apconfig.lock").exists());
+    let (code, doc) = aplaunch(&tree, &["ap", "mdev", "unassign", U, "-c", "171"]);
+    assert_eq!(code, 0, "{doc}");
+    assert_ne!(
+        tree.read(&format!("sys/devices/vfio_ap/matrix/{U}/ap_config")),
+        before
+    );
+}

@@ -274,6 +274,7 @@ pub struct ModelState {
 pub struct KernelModel {
     state: RefCell<ModelState>,
     faults: RefCell<Vec<(String, i32)>>,
+    swallowed: RefCell<Vec<String>>,
     writes: RefCell<Vec<(String, Vec<u8>)>>,
     frozen: RefCell<Option<ApScan>>,
 }
@@ -288,6 +289,7 @@ impl KernelModel {
         KernelModel {
             state: RefCell::new(state),
             faults: RefCell::new(Vec::new()),
+            swallowed: RefCell::new(Vec::new()),
             writes: RefCell::new(Vec::new()),
             frozen: RefCell::new(None),
         }
@@ -341,6 +343,12 @@ impl KernelModel {
     /// Makes the next write to a path ending in `suffix` fail with `errno` (once).
     pub fn fail_on(&self, suffix: &str, errno: i32) {
         self.faults.borrow_mut().push((suffix.to_string(), errno));
+    }
+
+    /// Makes the next write to a path ending in `suffix` succeed without any effect (once),
+    /// as `ap_config`'s store did in the first commit of its series (e12aa0b5b2fb).
+    pub fn swallow(&self, suffix: &str) {
+        self.swallowed.borrow_mut().push(suffix.to_string());
     }
 
     /// Makes the next [`SysfsWriter::scan`] return the current state even if the state
@@ -673,6 +681,15 @@ impl SysfsWriter for KernelModel {
         };
         if let Some(errno) = injected {
             return Err(err(errno));
+        }
+        let swallowed = {
+            let mut list = self.swallowed.borrow_mut();
+            list.iter()
+                .position(|s| path.ends_with(s.as_str()))
+                .map(|i| list.remove(i))
+        };
+        if swallowed.is_some() {
+            return Ok(());
         }
         self.apply(path, value)?;
         self.writes

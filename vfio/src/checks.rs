@@ -128,8 +128,9 @@ fn persistent_check(root: &HostRoot, scan: &ApScan, uuid: &str) -> Check {
     } else {
         "the masks at boot (no persistent rule: the active apmask/aqmask)"
     };
+    // ap-check reads the definition mdevctl passes it with libap: unassign_* do not count
     let reserved: Vec<Apqn> = def
-        .apqns()
+        .ap_check_apqns()
         .into_iter()
         .filter(|q| ap.test(q.apid.0) && aq.test(q.apqi.0))
         .collect();

@@ -58,7 +58,13 @@ pub fn open_cdev(root: &HostRoot, mdev: &MdevInfo) -> Result<OwnedFd> {
             mdev.uuid,
             crate::mdev::mdev_dir(&mdev.uuid)
         ),
-        hint: "this kernel lacks VFIO cdev support (CONFIG_VFIO_DEVICE_CDEV); use the group /dev/vfio/N".into(),
+        hint: match group_node(mdev) {
+            Some(g) => format!(
+                "this kernel lacks VFIO cdev support (CONFIG_VFIO_DEVICE_CDEV, Linux 6.6 on); use the mdev's group /{}",
+                g.display()
+            ),
+            None => "this kernel lacks VFIO cdev support (CONFIG_VFIO_DEVICE_CDEV, Linux 6.6 on), and the mdev has no iommu_group link either: check that vfio_ap is loaded and the mdev exists".into(),
+        },
     })?;
     open_node(root, &node)
 }

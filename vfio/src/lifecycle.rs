@@ -652,7 +652,10 @@ pub fn change(
         uuid: uuid.clone(),
         done: Vec::new(),
     };
-    // ap_config exists only with its write support (the same 6.x series added both)
+    // ap_config came readable (e12aa0b5b2fb, whose store did nothing) and writable
+    // (8fb456bc9f9b) in one series, pulled together for 6.10: where it exists it can be
+    // written; the scan after the write checks that the kernel took it
+    let mut written_config = None;
     if mdev.ap_config.is_some() {
         let cfg = ApConfig {
             apm: Mask::from_bits(adapters.iter().map(|a| a.0)),
@@ -664,6 +667,7 @@ pub fn change(
             matrix_attr(&uuid, "ap_config"),
             cfg.to_sysfs(),
         )?;
+        written_config = Some(cfg);
     } else {
         let prefix = if assign { "assign_" } else { "unassign_" };
         let undo_prefix = if assign { "unassign_" } else { "assign_" };
@@ -731,6 +735,15 @@ pub fn change(
         }
     }
     let after = writer.scan(root);
+    if let Some(cfg) = written_config {
+        let shown = after.mdev(&uuid).and_then(|m| m.ap_config);
+        if shown != Some(cfg) {
+            warnings.push(format!(
+                "the kernel accepted the ap_config write, but mdev {uuid} shows {} afterwards; check it with `aplaunch ap mdev show {uuid}`",
+                shown.map_or_else(|| "no ap_config".to_string(), |c| c.to_sysfs().trim_end().to_string())
+            ));
+        }
+    }
     Ok(Outcome {
         uuid: uuid.clone(),
         writes: w.done,
@@ -828,14 +841,15 @@ fn check_definition_at_boot(
     if def.start != Start::Auto || !assign {
         return Ok(());
     }
-    let apqns = def.apqns();
+    // what the kernel builds and what ap-check counts (it skips unassign_*)
+    let apqns = def.ap_check_apqns();
     let mut conflicts = Vec::new();
     for other in scan
         .definitions
         .iter()
         .filter(|d| d.uuid != uuid && d.start == Start::Auto && d.mdev_type == MDEV_TYPE)
     {
-        let theirs = other.apqns();
+        let theirs = other.ap_check_apqns();
         for q in apqns.iter().filter(|q| theirs.contains(q)) {
             conflicts.push((*q, other.uuid.clone()));
         }

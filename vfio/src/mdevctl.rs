@@ -385,10 +385,73 @@ impl Definition {
         v
     }
 
+    /// The APQNs s390-tools' ap-check counts for this definition when it compares it with
+    /// other autostart definitions and the masks, together with the kernel's: libap
+    /// (libap/ap.c `load_attr_to_device`) reads `assign_*` values as comma lists of
+    /// `strtol` base-0 numbers, lets `ap_config` replace all lists, and skips `unassign_*`,
+    /// so an id a later `unassign_*` takes away still counts for ap-check.
+    pub fn ap_check_apqns(&self) -> Vec<crate::ap::Apqn> {
+        let mut libap_adapters = BTreeSet::new();
+        let mut libap_domains = BTreeSet::new();
+        for (k, v) in &self.attrs {
+            match k.as_str() {
+                "assign_adapter" => libap_adapters.extend(v.split(',').filter_map(c_strtol_u8)),
+                "assign_domain" => libap_domains.extend(v.split(',').filter_map(c_strtol_u8)),
+                "ap_config" => {
+                    if let Ok((apm, aqm, _, _)) = parse_ap_config(v) {
+                        libap_adapters = apm.iter().collect();
+                        libap_domains = aqm.iter().collect();
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut apqns: BTreeSet<crate::ap::Apqn> = self.apqns().into_iter().collect();
+        for a in &libap_adapters {
+            for d in &libap_domains {
+                apqns.insert(crate::ap::Apqn::new(*a, *d));
+            }
+        }
+        apqns.into_iter().collect()
+    }
+
     /// The host path of this definition's file.
     pub fn path(&self) -> String {
         definition_path(&self.file_name)
     }
+}
+
+/// C's `strtol(s, NULL, 0)` as libap uses it on one list item (leading blanks, a sign,
+/// `0x` hex, leading `0` octal, else decimal, up to the first other character; no digits
+/// is 0), kept when it is an id 0..255.
+fn c_strtol_u8(s: &str) -> Option<u8> {
+    let s = s.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (negative, s) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (radix, digits) = if (s.starts_with("0x") || s.starts_with("0X"))
+        && s[2..].starts_with(|c: char| c.is_ascii_hexdigit())
+    {
+        (16, &s[2..])
+    } else if s.starts_with('0') {
+        (8, s)
+    } else {
+        (10, s)
+    };
+    let end = digits
+        .find(|c: char| !c.is_digit(radix))
+        .unwrap_or(digits.len());
+    let value = if end == 0 {
+        0
+    } else {
+        u64::from_str_radix(&digits[..end], radix).ok()?
+    };
+    if negative && value != 0 {
+        return None;
+    }
+    u8::try_from(value).ok()
 }
 
 /// The UUID (lower case, hyphens) a definition file's name stands for, read as mdevctl
@@ -649,6 +712,25 @@ mod tests {
         assert_eq!(names.len(), 2, "{names:?}");
         assert_eq!(remove_definition(&root, u).unwrap().len(), 1);
         assert!(remove_definition(&root, u).unwrap().is_empty());
+    }
+
+    #[test]
+    fn ap_check_counts_what_unassign_takes_away_and_comma_lists() {
+        let text = r#"{"mdev_type":"vfio_ap-passthrough","start":"auto","attrs":[
+            {"assign_adapter":"5"},{"assign_domain":"4"},{"unassign_domain":"4"},{"assign_domain":"0x10"}]}"#;
+        let d = Definition::parse(EXAMPLE, text).unwrap();
+        assert_eq!(d.apqns(), vec![crate::ap::Apqn::new(5, 16)]);
+        assert_eq!(
+            d.ap_check_apqns(),
+            vec![crate::ap::Apqn::new(5, 4), crate::ap::Apqn::new(5, 16)]
+        );
+        assert!(d.warnings.iter().any(|w| w.contains("unassign")));
+        assert_eq!(c_strtol_u8(" 010"), Some(8));
+        assert_eq!(c_strtol_u8("0x1f,"), Some(31));
+        assert_eq!(c_strtol_u8("7abc"), Some(7));
+        assert_eq!(c_strtol_u8("abc"), Some(0));
+        assert_eq!(c_strtol_u8("0x"), Some(0));
+        assert_eq!(c_strtol_u8("256"), None);
     }
 
     #[test]

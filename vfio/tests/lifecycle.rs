@@ -1089,3 +1089,30 @@ fn a_bounded_write_reports_the_errno_of_a_refused_write() {
         .unwrap();
     assert_eq!(e.tree.read(&a(U, "remove")), "1");
 }
+
+#[test]
+fn an_ap_config_write_the_kernel_does_not_apply_is_reported() {
+    let e = env();
+    e.model.with_state(|s| s.generation = Generation::V6_13);
+    e.model.swallow("/ap_config");
+    let delta = MatrixChange {
+        control_domains: vec![Apqi(4)],
+        ..Default::default()
+    };
+    let out = change(&e.root, &e.model, &e.lock, U, &delta, true).unwrap();
+    assert!(
+        out.warnings
+            .iter()
+            .any(|w| w.contains("accepted the ap_config write, but mdev")),
+        "{:?}",
+        out.warnings
+    );
+    // applied: no such warning
+    let out = change(&e.root, &e.model, &e.lock, U, &delta, true).unwrap();
+    assert!(
+        !out.warnings.iter().any(|w| w.contains("ap_config")),
+        "{:?}",
+        out.warnings
+    );
+    assert!(e.model.state().mdevs[U].adm.test(4));
+}
