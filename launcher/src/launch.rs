@@ -94,6 +94,14 @@ pub enum LaunchError {
         /// Why.
         reason: String,
     },
+    /// A file the guest needs cannot be opened by the user QEMU runs as.
+    #[error("as user {user}: {source}")]
+    GuestFile {
+        /// The `--user`.
+        user: String,
+        /// Which file and why.
+        source: GuestFileError,
+    },
     /// exec failed.
     #[error(transparent)]
     Exec(#[from] crate::exec::ExecError),
@@ -269,6 +277,13 @@ pub fn exec(root: &HostRoot, planned: &Planned) -> LaunchError {
     if let Some(user) = &plan.drop_to_user {
         if let Err(e) = become_user(user, &planned.spec) {
             return e;
+        }
+        // QEMU opens the kernel and disks as this user: check again with its rights
+        if let Err(source) = check_guest_files(&planned.spec) {
+            return LaunchError::GuestFile {
+                user: user.clone(),
+                source,
+            };
         }
     }
     tracing::info!(command = %builder::shell_line(&plan.argv), "exec");

@@ -388,6 +388,9 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
         LaunchError::Open { .. } => {
             "run as a user who may open the VFIO devices (root, or the kvm/vfio group)"
         }
+        LaunchError::GuestFile { .. } => {
+            "give that user read access (and write access to disks without readonly=on), e.g. through its group"
+        }
         LaunchError::Exec(_) => "check that the QEMU binary runs (see `aplaunch check --qemu`)",
     };
     let app = match &err {
@@ -396,6 +399,9 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
         LaunchError::TreeRoot { .. } | LaunchError::User { .. } => AppError::usage(err.to_string()),
         LaunchError::QmpDirNotPrivate { .. } => {
             AppError::refused("qmp-dir-not-private", err.to_string())
+        }
+        LaunchError::GuestFile { .. } => {
+            AppError::new("guest-file", super::output::Exit::Usage, err.to_string())
         }
         LaunchError::Exec(_) => AppError::failed("exec", err.to_string()),
         _ => AppError::failed("io", err.to_string()),
