@@ -736,6 +736,12 @@ fn hugepages_need_hugetlbfs_mounted_free_pages_and_kvms_hpage() {
         "proc/mounts",
         "hugetlbfs /dev/hugepages hugetlbfs rw,relatime,pagesize=2048M 0 0\n",
     );
+    tree.write(
+        "proc/meminfo",
+        "HugePages_Total: 512\nHugePages_Free: 512\nHugepagesize: 2097152 kB\n",
+    );
+    // TCG takes any hugetlbfs
+    assert_eq!(hugepages(&tree, "tcg").0, 0);
     let (code, c) = hugepages(&tree, "kvm");
     assert_eq!(code, 1);
     assert!(

@@ -157,7 +157,9 @@ pub fn hugepages_check(root: &HostRoot, spec: &VmSpec) -> Check {
             MOUNT_HINT,
         );
     };
-    if let Some(size) = options.split(',').find_map(|o| o.strip_prefix("pagesize=")) {
+    // KVM backs s390 guests with 1M pages only; TCG takes any hugetlbfs
+    let pagesize = options.split(',').find_map(|o| o.strip_prefix("pagesize="));
+    if let (Some(size), crate::spec::Accel::Kvm) = (pagesize, spec.accel) {
         if size != "1M" {
             return Check::fail(
                 ID,
