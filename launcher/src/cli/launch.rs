@@ -350,6 +350,15 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
         wait_for_mdev(&root, &args, timeout, out)?;
     }
     let planned = prepare(&root, &args)?;
+    if !args.dry_run {
+        // before the checks' report: a missing file is a usage error (exit 2), and QEMU
+        // would find it only after exec (its exit 1 reads as a failed check)
+        launch::check_guest_files(&planned.spec).map_err(|e| {
+            AppError::new("guest-file", super::output::Exit::Usage, e.to_string()).with_hint(
+                "check the path (relative paths in a config file are taken from the file's directory) and its permissions; `--dry-run` shows the command line without opening anything",
+            )
+        })?;
+    }
     let refusal = refusal(&planned);
     let Planned {
         ref report,
@@ -437,6 +446,9 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
         LaunchError::Open { .. } => {
             "run as a user who may open the VFIO devices (root, or the kvm/vfio group)"
         }
+        LaunchError::GuestFile { .. } => {
+            "give that user read access (and write access to disks without readonly=on), e.g. through its group"
+        }
         LaunchError::Exec(_) => "check that the QEMU binary runs (see `aplaunch check --qemu`)",
     };
     let app = match &err {
@@ -445,6 +457,9 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
         LaunchError::TreeRoot { .. } | LaunchError::User { .. } => AppError::usage(err.to_string()),
         LaunchError::QmpDirNotPrivate { .. } => {
             AppError::refused("qmp-dir-not-private", err.to_string())
+        }
+        LaunchError::GuestFile { .. } => {
+            AppError::new("guest-file", super::output::Exit::Usage, err.to_string())
         }
         LaunchError::Exec(_) => AppError::failed("exec", err.to_string()),
         _ => AppError::failed("io", err.to_string()),
