@@ -1,23 +1,22 @@
 #!/usr/bin/env bash
-# Whole-process wall time of `aplaunch check` on the example host against libvirt's
-# `virt-host-validate qemu` on the same machine, in the same run (hyperfine, no shell).
-# Needs: hyperfine, libvirt-clients (virt-host-validate), python3.
+# Start-up and `aplaunch check`, whole process, alternated run by run in one run
+# (scripts/bench-interleaved.py): /bin/true (the spawn itself), `aplaunch --version`,
+# `aplaunch check` on the example host, and libvirt's `virt-host-validate qemu` on this
+# machine (it exits 1 here: no KVM on the build machine; its work is the same).
+# BASELINE=path/to/another/aplaunch adds that binary's --version and check, for A/B.
+# Needs: python3, libvirt-clients (virt-host-validate). ROUNDS (default 300).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for tool in hyperfine virt-host-validate python3; do
-    command -v "$tool" >/dev/null || { echo "bench-check: $tool is missing (apt-get install hyperfine libvirt-clients)" >&2; exit 2; }
+for tool in virt-host-validate python3; do
+    command -v "$tool" >/dev/null || { echo "bench-check: $tool is missing (apt-get install libvirt-clients python3)" >&2; exit 2; }
 done
-cargo build --release -q
-out=$(mktemp -d)
-hyperfine -N --warmup 20 --min-runs 200 -i --export-json "$out/check.json" \
-    "target/release/aplaunch --host-root examples/hosts/z16-se check" \
-    "virt-host-validate qemu" >&2
-python3 - "$out/check.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-a, v = r[0]["median"] * 1e3, r[1]["median"] * 1e3
-print(f"aplaunch check median: {a:.2f} ms (mean {r[0]['mean']*1e3:.2f}, min {r[0]['min']*1e3:.2f})")
-print(f"virt-host-validate qemu median: {v:.2f} ms (mean {r[1]['mean']*1e3:.2f}, min {r[1]['min']*1e3:.2f})")
-print(f"ratio: aplaunch is {v / a:.1f}x faster")
-PY
-rm -rf "$out"
+cargo build --release -q --bin aplaunch
+bin=target/release/aplaunch
+host="--host-root examples/hosts/z16-se check"
+set -- "true=/bin/true" "aplaunch --version=$bin --version" "aplaunch check=$bin $host"
+if [ -n "${BASELINE:-}" ]; then
+    set -- "$@" "baseline --version=$BASELINE --version" "baseline check=$BASELINE $host"
+fi
+python3 scripts/bench-interleaved.py --rounds "${ROUNDS:-300}" --warmup 20 --ok-exit 0 --ok-exit 1 \
+    "$@" "virt-host-validate qemu=virt-host-validate qemu"
+echo "shared libraries of $bin: $(ldd "$bin" | awk '{print $1}' | tr '\n' ' ')"

@@ -4,13 +4,13 @@
 #     Python script on the `qemu.qmp` package from PyPI (installed into a venv here);
 #  2. in process: one qom-list round trip of aplaunch's QMP client against a minimal
 #     raw-socket client (examples/qmp_roundtrip.rs).
-# Needs: qemu-system-s390x (qemu-system-misc), hyperfine, python3 with venv; network for pip
+# Needs: qemu-system-s390x (qemu-system-misc), python3 with venv; network for pip
 # on the first run. Prints medians and ratios (recorded in BENCHMARKS.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QEMU=${QEMU:-qemu-system-s390x}
-for tool in "$QEMU" hyperfine python3; do
-    command -v "$tool" >/dev/null || { echo "bench-qmp: $tool is missing (apt-get install qemu-system-misc hyperfine python3-venv)" >&2; exit 2; }
+for tool in "$QEMU" python3; do
+    command -v "$tool" >/dev/null || { echo "bench-qmp: $tool is missing (apt-get install qemu-system-misc python3-venv)" >&2; exit 2; }
 done
 cargo build --release -q --bin aplaunch --example qmp_roundtrip
 
@@ -72,20 +72,19 @@ a, p = (json.load(open(f)) for f in sys.argv[1:])
 assert a["ok"] and p["ok"] and a["qemu"] == p["qemu"] and len(a["devices"]) == len(p["devices"]), (a, p)
 PY
 
-hyperfine -N --warmup 10 --min-runs 100 --export-json "$tmp/cli.json" \
-    "target/release/aplaunch --json qmp list --qmp $sock" \
-    "$venv/bin/python $tmp/list.py $sock" >&2
+# Alternated run by run (scripts/bench-interleaved.py), so load changes hit both alike.
+python3 scripts/bench-interleaved.py --rounds "${ROUNDS:-100}" --warmup 10 --json "$tmp/cli.json" \
+    "aplaunch qmp list=target/release/aplaunch --json qmp list --qmp $sock" \
+    "python qemu.qmp=$venv/bin/python $tmp/list.py $sock"
 
 rt=$(target/release/examples/qmp_roundtrip "$sock" 20000)
 
 echo "QEMU: $("$QEMU" --version | head -n 1); qemu.qmp $pyver; $(nproc) cores"
 python3 - "$tmp/cli.json" "$rt" <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-a, p = r[0]["median"] * 1e3, r[1]["median"] * 1e3
-print(f"aplaunch --json qmp list, per call: median {a:.2f} ms (min {r[0]['min']*1e3:.2f})")
-print(f"python qemu.qmp equivalent, per call: median {p:.2f} ms (min {r[1]['min']*1e3:.2f})")
-print(f"per-call ratio: aplaunch is {p / a:.1f}x faster")
+r = json.load(open(sys.argv[1]))["summary"]
+a, p = r[0]["median_ms"], r[1]["median_ms"]
+print(f"per-call ratio of medians: aplaunch is {p / a:.1f}x faster")
 rt = json.loads(sys.argv[2])
 print(f"in-process qom-list round trip ({rt['iterations']} calls): client median {rt['client_median_us']:.1f} us, raw socket median {rt['raw_median_us']:.1f} us")
 print(f"client / raw: {rt['client_over_raw']:.3f} ({(rt['client_over_raw'] - 1) * 100:+.1f}%)")

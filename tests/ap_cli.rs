@@ -710,3 +710,42 @@ fn an_upper_case_definition_is_listed_edited_and_undefined() {
     assert_eq!(code, 0, "{doc}");
     assert!(!tree.at(&upper).exists());
 }
+
+#[test]
+fn a_garbage_definition_of_an_inactive_mdev_can_be_undefined() {
+    let tree = HostTree::from_example("z16-se");
+    let def = format!("etc/mdevctl.d/matrix/{}", V.to_uppercase());
+    tree.write(&def, "{ not json");
+    let (code, _, stderr) = run(tree.path(), &["ap", "list"]);
+    assert_eq!(code, 0);
+    assert!(stderr.contains("not JSON"), "{stderr}");
+    let (code, doc) = json(tree.path(), &["ap", "mdev", "remove", V, "--undefine"]);
+    assert_eq!(code, 0, "{doc}");
+    assert!(!tree.at(&def).exists());
+}
+
+#[test]
+fn create_define_refuses_over_any_existing_definition_file_before_writing() {
+    let tree = HostTree::from_example("z16-se");
+    kernel_made_mdev(&tree, V);
+    let def = format!("etc/mdevctl.d/matrix/{}", V.to_uppercase());
+    tree.write(&def, "{ not json");
+    let (code, doc) = json(
+        tree.path(),
+        &[
+            "ap", "mdev", "create", "--uuid", V, "-a", "3", "-d", "171", "--define",
+        ],
+    );
+    assert_eq!(code, 1, "{doc}");
+    assert_eq!(doc["error"]["kind"], "exists");
+    assert!(doc["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains(&V.to_uppercase()));
+    // nothing was written to the kernel
+    assert_eq!(
+        tree.read(&format!("sys/devices/vfio_ap/matrix/{V}/assign_adapter")),
+        ""
+    );
+    assert_eq!(tree.read(&def), "{ not json");
+}

@@ -254,3 +254,41 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     // An empty NO_COLOR does not count (no-color.org).
     assert!(on_a_terminal(Some("")).unwrap().contains("\x1b[32m"));
 }
+
+/// Start-up: the binary links no OpenSSL. libcrypto is opened on the first hash
+/// (`pv::digest`), so commands that hash nothing never load or relocate it. `readelf -d`
+/// reads the dynamic section of either target's binary.
+#[test]
+fn the_binary_does_not_link_libcrypto_and_still_hashes() {
+    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_aplaunch"));
+    let out = match std::process::Command::new("readelf")
+        .arg("-d")
+        .arg(&exe)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            assert!(!testkit::ci(), "readelf (binutils) is needed: {e}");
+            eprintln!("SKIPPED: readelf is not installed ({e})");
+            return;
+        }
+    };
+    let dynamic = String::from_utf8_lossy(&out.stdout);
+    let needed: Vec<&str> = dynamic.lines().filter(|l| l.contains("(NEEDED)")).collect();
+    assert!(!needed.is_empty(), "no NEEDED entries read: {dynamic}");
+    assert!(
+        needed
+            .iter()
+            .all(|l| !l.contains("libcrypto") && !l.contains("libssl")),
+        "{needed:#?}"
+    );
+    // and the image checks still hash: the demo image verifies on the example host
+    let demo = testkit::hosttree::workspace_root().join("examples/images/demo-se.img");
+    aplaunch()
+        .arg("--host-root")
+        .arg(example_host("z16-se"))
+        .args(["image", "verify", "--no-cache"])
+        .arg(&demo)
+        .assert()
+        .success();
+}

@@ -66,14 +66,14 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
-    /// The system's libcrypto could not compute a digest (out of memory, or a broken
-    /// OpenSSL installation).
-    #[error("libcrypto cannot compute {algorithm}: {source}")]
+    /// The system's libcrypto could not compute a digest (not installed, out of memory, or a
+    /// broken OpenSSL installation).
+    #[error("libcrypto cannot compute {algorithm}: {reason}")]
     Digest {
         /// `SHA-512` or `SHA-256`.
         algorithm: &'static str,
-        /// OpenSSL's error queue.
-        source: openssl::error::ErrorStack,
+        /// What failed: loading libcrypto, or which EVP call.
+        reason: String,
     },
 }
 

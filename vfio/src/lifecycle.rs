@@ -433,12 +433,19 @@ pub fn create(
     if req.define == Some(Start::Auto) {
         crate::persistent::refuse_reserved_at_boot(root, &scan, &apqns)?;
     }
-    if req.define.is_some() && !req.force && scan.definition(&uuid).is_some() {
-        return Err(Error::Refused {
-            kind: "exists",
-            message: format!("a definition of mdev {uuid} already exists"),
-            hint: "pass --force to replace it".into(),
-        });
+    if req.define.is_some() && !req.force {
+        // every file mdevctl reads as its definition, also one that cannot be parsed
+        let files = mdevctl::definition_files(root, &uuid)?;
+        if let Some(file) = files.first() {
+            return Err(Error::Refused {
+                kind: "exists",
+                message: format!(
+                    "a definition of mdev {uuid} already exists: {}",
+                    root.path(mdevctl::definition_path(file)).display()
+                ),
+                hint: "pass --force to replace it".into(),
+            });
+        }
     }
     let mut w = Writes {
         root,
@@ -1079,7 +1086,8 @@ pub fn remove(
                 }
             }
         }
-        None if req.undefine && scan.definition(&uuid).is_some() => {}
+        // any file mdevctl reads as its definition, also one that cannot be parsed
+        None if req.undefine && !mdevctl::definition_files(root, &uuid)?.is_empty() => {}
         None => return Err(Error::MdevNotFound { uuid }),
     }
     if req.undefine {

@@ -3,6 +3,7 @@
 //! Parsing never trusts a size or count from the file: every offset is computed with
 //! checked arithmetic and bounded by the bytes actually present.
 
+use super::be::{u32_at, u64_at};
 use super::finding::Finding;
 use crate::hex;
 use crate::hostkey::HostKeyHash;
@@ -237,14 +238,6 @@ impl std::fmt::Display for HeaderError {
     }
 }
 
-fn be32(b: &[u8], off: usize) -> u32 {
-    u32::from_be_bytes(b[off..off + 4].try_into().expect("4 bytes"))
-}
-
-fn be64(b: &[u8], off: usize) -> u64 {
-    u64::from_be_bytes(b[off..off + 8].try_into().expect("8 bytes"))
-}
-
 fn arr<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
     b[off..off + N].try_into().expect("N bytes")
 }
@@ -260,7 +253,7 @@ pub fn declared_size(fixed: &[u8]) -> Result<u32, HeaderError> {
     if &fixed[..8] != MAGIC {
         return Err(HeaderError::BadMagic);
     }
-    let sehs = be32(fixed, 0xC);
+    let sehs = u32_at(fixed, 0xC);
     if (sehs as usize) < FIXED_SIZE + KEY_SLOT_SIZE + TAG_SIZE {
         return Err(HeaderError::TooSmall(sehs));
     }
@@ -289,12 +282,12 @@ pub fn parse(bytes: &[u8]) -> Result<(SeHeader, Vec<Finding>), HeaderError> {
     }
     let b = &bytes[..sehs as usize];
     let mut findings = Vec::new();
-    let version = be32(b, 0x8);
-    let reserved = be32(b, 0x1C);
-    let nks = be64(b, 0x20);
-    let sea = be64(b, 0x28);
-    let nep = be64(b, 0x30);
-    let pcf = Pcf(be64(b, 0x38));
+    let version = u32_at(b, 0x8);
+    let reserved = u32_at(b, 0x1C);
+    let nks = u64_at(b, 0x20);
+    let sea = u64_at(b, 0x28);
+    let nep = u64_at(b, 0x30);
+    let pcf = Pcf(u64_at(b, 0x38));
     let customer_key_x: [u8; COORD_SIZE] = arr(b, 0x40);
     let customer_key_y: [u8; COORD_SIZE] = arr(b, 0x40 + COORD_SIZE);
 

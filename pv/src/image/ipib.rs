@@ -9,6 +9,7 @@
 //! says so in the list header's length, leaves the PV version byte 0, and leaves the
 //! header address 0 because its stage3a loader stores the address at boot.
 
+use super::be::{u16_at, u32_at, u64_at};
 use super::finding::Finding;
 use serde::Serialize;
 
@@ -72,7 +73,7 @@ pub struct Component {
 impl Component {
     /// The component id (first two bytes of the tweak prefix).
     pub fn id(&self) -> u16 {
-        u16::from_be_bytes([self.tweak_prefix[0], self.tweak_prefix[1]])
+        u16_at(&self.tweak_prefix, 0)
     }
 
     /// End address, or `None` if it overflows.
@@ -110,21 +111,13 @@ pub struct Ipib {
     pub components: Vec<Component>,
 }
 
-fn be32(b: &[u8], off: usize) -> u32 {
-    u32::from_be_bytes(b[off..off + 4].try_into().expect("4 bytes"))
-}
-
-fn be64(b: &[u8], off: usize) -> u64 {
-    u64::from_be_bytes(b[off..off + 8].try_into().expect("8 bytes"))
-}
-
 /// The number of components the fixed part declares and the IPIB's full size for it
 /// (`None` when `fixed` is shorter than [`FIXED_SIZE`]).
 pub fn declared_size(fixed: &[u8]) -> Option<(u32, u64)> {
     if fixed.len() < FIXED_SIZE {
         return None;
     }
-    let n = be32(fixed, 0x74);
+    let n = u32_at(fixed, 0x74);
     Some((n, FIXED_SIZE as u64 + u64::from(n) * COMPONENT_SIZE as u64))
 }
 
@@ -150,23 +143,23 @@ impl Ipib {
                 let o = FIXED_SIZE + i * COMPONENT_SIZE;
                 Component {
                     tweak_prefix: bytes[o..o + 8].try_into().expect("8 bytes"),
-                    addr: be64(bytes, o + 8),
-                    len: be64(bytes, o + 16),
+                    addr: u64_at(bytes, o + 8),
+                    len: u64_at(bytes, o + 16),
                 }
             })
             .collect();
         Some(Ipib {
             style,
             offset,
-            len: be32(bytes, 0),
+            len: u32_at(bytes, 0),
             hdr_version: bytes[7],
             reserved_zero,
-            pv_len: be32(bytes, 8),
+            pv_len: u32_at(bytes, 8),
             pbt: bytes[0xC],
             pv_version: bytes[0x6F],
             num_comp: n,
-            pv_hdr_addr: be64(bytes, 0x78),
-            pv_hdr_size: be64(bytes, 0x80),
+            pv_hdr_addr: u64_at(bytes, 0x78),
+            pv_hdr_size: u64_at(bytes, 0x80),
             components,
         })
     }

@@ -11,6 +11,7 @@
 //! stores the header's address and size into the IPIB and hands the IPIB to the
 //! ultravisor: the block, not the IPIB's own fields, decides what boots.
 
+use super::be::u64_at;
 use super::ipib::PAGE;
 use super::locate::{Source, STAGE3A};
 use serde::Serialize;
@@ -32,10 +33,6 @@ pub struct LoaderArgs {
     pub hdr_size: u64,
     /// The IPIB's address (the block's offset plus its `ipib_offs`).
     pub ipib_addr: u64,
-}
-
-fn be64(b: &[u8], off: usize) -> u64 {
-    u64::from_be_bytes(b[off..off + 8].try_into().expect("8 bytes"))
 }
 
 fn page_up(v: u64) -> u64 {
@@ -68,9 +65,9 @@ pub fn find<S: Source + ?Sized>(
                 let loader_end = page_up(offset + ARGS_SIZE);
                 let args = LoaderArgs {
                     offset,
-                    hdr_addr: offset.wrapping_add(be64(&region, at)),
-                    hdr_size: be64(&region, at + 8),
-                    ipib_addr: offset.wrapping_add(be64(&region, at + 16)),
+                    hdr_addr: offset.wrapping_add(u64_at(&region, at)),
+                    hdr_size: u64_at(&region, at + 8),
+                    ipib_addr: offset.wrapping_add(u64_at(&region, at + 16)),
                 };
                 if args.hdr_addr >= loader_end && args.ipib_addr >= loader_end && accept(&args) {
                     return Ok(Some(args));

@@ -6,6 +6,7 @@
 //! from stage3a's argument block ([`super::loader`]), which is also where the loader finds
 //! it at boot.
 
+use super::be::{u32_at, u64_at};
 use super::header::{self, HeaderError};
 use super::ipib::{self, Ipib, IpibStyle};
 use super::loader;
@@ -207,10 +208,6 @@ pub struct Located {
     pub metadata_version_ok: bool,
 }
 
-fn be64(b: &[u8], off: usize) -> u64 {
-    u64::from_be_bytes(b[off..off + 8].try_into().expect("8 bytes"))
-}
-
 /// Finds and reads the SE header.
 pub fn locate<S: Source + ?Sized>(src: &S) -> Result<Located, LocateProblem> {
     let size = src.size();
@@ -223,9 +220,9 @@ pub fn locate<S: Source + ?Sized>(src: &S) -> Result<Located, LocateProblem> {
         && &prefix[meta_at..meta_at + 8] == METADATA_MAGIC
     {
         let m = &prefix[meta_at..meta_at + METADATA_SIZE];
-        let hdr_off = be64(m, 8);
-        let version = u32::from_be_bytes(m[16..20].try_into().expect("4 bytes"));
-        let ipib_off = be64(m, 20);
+        let hdr_off = u64_at(m, 8);
+        let version = u32_at(m, 16);
+        let ipib_off = u64_at(m, 20);
         let magic = src.read_at_most(hdr_off, 8)?;
         if magic.as_slice() != header::MAGIC {
             return Err(LocateProblem::Invalid(format!(

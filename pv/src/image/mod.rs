@@ -6,6 +6,7 @@
 //! (one streaming pass), and [`checks`], the five `image-*` checks `aplaunch check
 //! --pv-image` and every launch run.
 
+mod be;
 pub mod compat;
 pub mod finding;
 pub mod header;
