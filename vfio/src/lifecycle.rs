@@ -379,6 +379,11 @@ impl Writes<'_> {
     }
 }
 
+/// How long the `remove` that undoes a failed `create` may take: nobody should hold an mdev
+/// that was created a moment ago under the AP lock, so a longer wait means something is
+/// wrong and the error says so rather than hang.
+const ROLLBACK_REMOVE_BOUND: Duration = Duration::from_secs(10);
+
 /// Creates an mdev: validates everything against one scan, then writes the UUID to
 /// `create` and each assignment in order (adapters, domains, control domains, decimal);
 /// on any failure writes `1` to `remove`. With `define`, writes the mdevctl definition
@@ -471,7 +476,12 @@ pub fn create(
             .map(|d| (Target::Control(*d, true), "assign_control_domain", d.0)),
     );
     let remove = |w: &mut Writes, e: Error| -> Error {
-        let note = match w.writer.write(&matrix_attr(&uuid, "remove"), b"1") {
+        // bounded like every `remove` (5.15 on, it waits for whoever opened the new mdev)
+        let note = match w.writer.write_bounded(
+            &matrix_attr(&uuid, "remove"),
+            b"1",
+            ROLLBACK_REMOVE_BOUND,
+        ) {
             Ok(()) => {
                 w.done.push(format!("{}=1", matrix_attr(&uuid, "remove")));
                 format!("mdev {uuid} was removed again, nothing was left behind")
