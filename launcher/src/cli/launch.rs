@@ -237,19 +237,42 @@ fn wait_for_mdev(
     let mut told = false;
     while !root.is_dir(&dir) {
         if start.elapsed() >= timeout {
-            let defined = vfio::mdevctl::read_definition(root, &uuid);
-            let why = match defined {
-                Ok(Some(d)) if d.start == vfio::mdevctl::Start::Auto => format!(
-                    "its autostart definition {} exists: mdevctl's udev rule (60-mdevctl.rules) starts it when vfio_ap registers {}; see `journalctl -t mdevctl` and `aplaunch ap check {uuid}`",
-                    root.path(d.path()).display(),
-                    root.path(vfio::mdev::MATRIX_DIR).display()
+            let define_hint = format!(
+                "define it to start at boot: aplaunch ap mdev create --uuid {uuid} ... --define --auto (or mdevctl modify -u {uuid} --auto)"
+            );
+            let (why, hint) = match vfio::mdevctl::read_definition(root, &uuid) {
+                Ok(Some(d)) if d.start == vfio::mdevctl::Start::Auto => (
+                    format!(
+                        "its autostart definition {} exists: mdevctl's udev rule (60-mdevctl.rules) starts it when vfio_ap registers {}",
+                        root.path(d.path()).display(),
+                        root.path(vfio::mdev::MATRIX_DIR).display()
+                    ),
+                    format!(
+                        "see why mdevctl did not start it: `aplaunch ap check {uuid}` (mdev-persistent), the journal of systemd-udevd and `journalctl -t mdevctl`"
+                    ),
                 ),
-                Ok(Some(d)) => format!(
-                    "its definition {} is manual, so nothing starts it at boot",
-                    root.path(d.path()).display()
+                Ok(Some(d)) => (
+                    format!(
+                        "its definition {} is manual, so nothing starts it at boot",
+                        root.path(d.path()).display()
+                    ),
+                    define_hint,
                 ),
-                Ok(None) => "it has no mdevctl definition, so nothing creates it at boot".into(),
-                Err(e) => format!("its definition cannot be read: {e}"),
+                Ok(None) => (
+                    "it has no mdevctl definition, so nothing creates it at boot".into(),
+                    define_hint,
+                ),
+                Err(e) => (
+                    format!("its definition cannot be read: {e}"),
+                    format!("fix or replace the definition (aplaunch ap mdev show {uuid})"),
+                ),
+            };
+            let (why, hint) = match autostart_rule_problem(root) {
+                Some(problem) => (
+                    format!("{why}; {problem}"),
+                    "make mdevctl's udev rule run the installed mdevctl, then start the mdev once by hand: mdevctl start-parent-mdevs matrix".to_string(),
+                ),
+                None => (why, hint),
             };
             return Err(AppError::failed(
                 "mdev-timeout",
@@ -259,9 +282,7 @@ fn wait_for_mdev(
                     root.path(&dir).display()
                 ),
             )
-            .with_hint(format!(
-                "define it to start at boot: aplaunch ap mdev create --uuid {uuid} ... --define --auto (or mdevctl modify -u {uuid} --auto)"
-            )));
+            .with_hint(hint));
         }
         if !told {
             out.note(&format!(
@@ -283,6 +304,43 @@ fn wait_for_mdev(
             "mdev {uuid} exists but the AP configuration is still being changed (mdevctl and ap-check hold the lock while they set it up); wait longer with --wait-mdev"
         ))),
     }
+}
+
+/// What keeps mdevctl's udev rule from starting the autostart mdevs at boot, if anything
+/// can be seen: no rule at all, or a rule that runs an mdevctl that is not there. (Debian
+/// 12's mdevctl 1.2.0-3 installs `/usr/bin/mdevctl`, while its `60-mdevctl.rules` runs
+/// `/usr/sbin/mdevctl`.) The rule is looked up in udev's order: /etc, /run, /usr/lib, /lib.
+fn autostart_rule_problem(root: &HostRoot) -> Option<String> {
+    const RULE: &str = "60-mdevctl.rules";
+    let dirs = [
+        "etc/udev/rules.d",
+        "run/udev/rules.d",
+        "usr/lib/udev/rules.d",
+        "lib/udev/rules.d",
+    ];
+    let Some((path, text)) = dirs.iter().find_map(|d| {
+        let path = format!("{d}/{RULE}");
+        root.read_optional(&path).ok().flatten().map(|t| (path, t))
+    }) else {
+        return Some(format!(
+            "there is no {RULE} in /etc, /run, /usr/lib or /lib/udev/rules.d, so nothing starts autostart mdevs at boot (is mdevctl installed?)"
+        ));
+    };
+    let programs: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && l.contains("start-parent-mdevs"))
+        .flat_map(|l| l.split(|c: char| c.is_whitespace() || "'\"{};".contains(c)))
+        .filter(|w| w.starts_with('/') && w.ends_with("/mdevctl"))
+        .collect();
+    let missing: Vec<&str> = programs
+        .iter()
+        .copied()
+        .filter(|p| !root.exists(p.trim_start_matches('/')))
+        .collect();
+    let first = missing.first()?;
+    Some(format!(
+        "mdevctl's udev rule /{path} runs {first}, which does not exist on this host, so it starts no mdev at boot (point it at the installed mdevctl: a fixed copy in /etc/udev/rules.d/{RULE}, or a link {first})"
+    ))
 }
 
 /// Runs `aplaunch launch`.
