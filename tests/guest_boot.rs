@@ -437,10 +437,14 @@ fn boot(qemu: &Path, files: &GuestFiles, run: &Run) {
     assert!(rng.starts_with("rng virtio_rng."), "{what}: {rng}");
     assert!(rng.ends_with(" 16"), "{what}: {rng}");
 
-    // a clean power-down through aplaunch's QMP command ends QEMU
+    powerdown(&sock, &mut child, &what);
+}
+
+/// A clean power-down through aplaunch's QMP command, which must end QEMU.
+fn powerdown(sock: &Path, child: &mut Child, what: &str) {
     let out = testkit::cli::aplaunch()
         .args(["--json", "qmp", "powerdown", "--timeout", "60", "--qmp"])
-        .arg(&sock)
+        .arg(sock)
         .output()
         .unwrap();
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -448,6 +452,73 @@ fn boot(qemu: &Path, files: &GuestFiles, run: &Run) {
     assert_eq!(doc["shutdown"], true, "{what}: {doc}");
     let status = child.wait().unwrap();
     assert!(status.success(), "{what}: QEMU exit {status:?}");
+}
+
+/// Boots the guest from a config file with these disks (and one NIC, the rng) and returns
+/// what the guest reports about its NIC: `nic BUSID IFNAME MAC`.
+fn nic_from_config(qemu: &Path, files: &GuestFiles, dir: &Path, disks: &[&str]) -> String {
+    let what = format!("{} with disks {disks:?} in the config", qemu.display());
+    let initrd = dir.join("initrd.cpio");
+    if !initrd.exists() {
+        initramfs(files, &initrd);
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        if let Ok((conn, _)) = listener.accept() {
+            conn.set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            let _ = BufReader::new(conn).read_line(&mut String::new());
+        }
+    });
+    let mut config = format!(
+        "name = \"keeper\"\npv = false\naccel = \"tcg\"\nmemory = \"512M\"\nrng = true\n\
+         qemu = {:?}\nkernel = {:?}\ninitrd = \"initrd.cpio\"\nqmp = \"qmp.sock\"\n\
+         append = \"console=ttysclp0 panic=-1 aplaunch.port={port} aplaunch.devices={}\"\n",
+        qemu.display().to_string(),
+        files.kernel.display().to_string(),
+        disks.len() + 2
+    );
+    for disk in disks {
+        let path = dir.join(disk);
+        if !path.exists() {
+            let mut image = format!("marker-{disk}").into_bytes();
+            image.resize(1 << 20, 0);
+            std::fs::write(&path, image).unwrap();
+        }
+        config.push_str(&format!("\n[[disk]]\npath = {disk:?}\n"));
+    }
+    config.push_str("\n[[net]]\ntype = \"user\"\n");
+    let file = dir.join("vm.toml");
+    std::fs::write(&file, config).unwrap();
+    let host = dir.join("host");
+    std::fs::create_dir_all(&host).unwrap();
+    let mut child = aplaunch(&dir.join("cache"))
+        .arg("--host-root")
+        .arg(&host)
+        .arg("--exec-on-host-root")
+        .arg("--config")
+        .arg(&file)
+        .arg("-q")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let report = read_report(&mut child, &what);
+    let nic = report
+        .lines()
+        .filter_map(|l| l.trim_end().strip_prefix("APL "))
+        .find(|l| l.starts_with("nic "))
+        .unwrap_or_else(|| panic!("{what}: no NIC\n{report}"))
+        .to_string();
+    let disks_seen = report
+        .lines()
+        .filter(|l| l.starts_with("APL disk "))
+        .count();
+    assert_eq!(disks_seen, disks.len(), "{what}\n{report}");
+    powerdown(&dir.join("qmp.sock"), &mut child, &what);
+    nic
 }
 
 /// Reads the console (QEMU's stdout) until the guest's `APL done`, on a thread so that a
@@ -509,4 +580,24 @@ fn a_real_guest_sees_every_device_at_its_devno_and_powers_down() {
         boot(&qemu, &files, &run);
     }
     let _ = std::io::stderr().flush();
+}
+
+#[test]
+fn adding_a_disk_to_a_config_keeps_the_nics_bus_id_name_and_mac_in_the_guest() {
+    let Some(qemu) = testkit::qemu::real_qemu("adding_a_disk_keeps_the_nic") else {
+        return;
+    };
+    let Some(files) = guest_files() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let before = nic_from_config(&qemu, &files, dir.path(), &["root.img"]);
+    // the user adds a data disk to the config of the same guest and restarts it
+    let after = nic_from_config(&qemu, &files, dir.path(), &["root.img", "data.img"]);
+    assert_eq!(
+        before, after,
+        "the guest's NIC changed when a disk was added"
+    );
+    // the NIC's number from the NIC range, whatever the disks: Linux on Z names it enc1000
+    assert!(before.starts_with("nic 0.0.1000 eth0 "), "{before}");
 }

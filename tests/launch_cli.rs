@@ -464,3 +464,319 @@ fn check_with_qemu_adds_the_qemu_checks() {
     assert_eq!(r.code, 1);
     assert!(r.stdout.contains("fail  qemu-binary"), "{}", r.stdout);
 }
+
+/// The one JSON document of a run.
+fn doc(r: &Run) -> Value {
+    serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("not one JSON document ({e}): {}{}", r.stdout, r.stderr))
+}
+
+fn check<'a>(doc: &'a Value, id: &str) -> &'a Value {
+    doc["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["id"] == id))
+        .unwrap_or_else(|| panic!("no check {id} in {doc}"))
+}
+
+#[test]
+fn files_qemu_cannot_open_are_exit_2_naming_the_file_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = testkit::hosttree::HostTree::empty();
+    let kernel = dir.path().join("vmlinuz");
+    std::fs::write(&kernel, b"kernel").unwrap();
+    let disk = dir.path().join("disk.img");
+    std::fs::write(&disk, b"disk").unwrap();
+    let missing = dir.path().join("gone.img");
+    let fake_qemu = fake();
+    let sock = dir.path().join("q.sock");
+    let plain = |extra: &[&std::ffi::OsStr]| {
+        let mut a: Vec<&std::ffi::OsStr> =
+            args!["--json", "--no-pv", "--accel", "tcg", "--qemu", fake_qemu, "--qmp", sock]
+                .to_vec();
+        a.extend_from_slice(extra);
+        run(dir.path(), tree.path(), &a)
+    };
+    // a missing kernel, initrd or disk: exit 2, naming which file and its path
+    for (extra, what) in [
+        (
+            args!["--kernel", missing.as_os_str()].to_vec(),
+            "the kernel",
+        ),
+        (
+            args![
+                "--kernel",
+                kernel.as_os_str(),
+                "--initrd",
+                missing.as_os_str()
+            ]
+            .to_vec(),
+            "the initrd",
+        ),
+        (
+            args![
+                "--kernel",
+                kernel.as_os_str(),
+                "--disk",
+                disk.as_os_str(),
+                "--disk",
+                missing.as_os_str()
+            ]
+            .to_vec(),
+            "disk #2",
+        ),
+    ] {
+        let r = plain(&extra);
+        assert_eq!(r.code, 2, "{what}: {}{}", r.stdout, r.stderr);
+        let d = doc(&r);
+        assert_eq!(d["error"]["kind"], "guest-file", "{d}");
+        let message = d["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(what) && message.contains(&missing.display().to_string()),
+            "{message}"
+        );
+        assert!(!dir.path().join("q.sock").exists(), "QEMU was started");
+    }
+    // a disk QEMU opens read-write must be writable; with readonly=on reading is enough
+    if !nix::unistd::geteuid().is_root() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&disk, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let r = plain(args![
+            "--kernel",
+            kernel.as_os_str(),
+            "--disk",
+            disk.as_os_str()
+        ]);
+        assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+        assert!(doc(&r)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("for reading and writing"));
+    }
+    // the dry run opens nothing: it prints the command line for paths of any host
+    let r = plain(args!["--kernel", missing.as_os_str(), "--dry-run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // every file there: the launch goes on to the exec policy of a tree root (exit 2, not
+    // about the files)
+    let r = plain(args![
+        "--kernel",
+        kernel.as_os_str(),
+        "--disk",
+        disk.as_os_str()
+    ]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert_ne!(doc(&r)["error"]["kind"], "guest-file", "{}", r.stdout);
+}
+
+#[test]
+fn config_qemu_is_a_command_on_path_like_the_flag_and_hints_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = testkit::hosttree::HostTree::empty();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink(fake(), bin.join("qemu-for-test")).unwrap();
+    let conf_dir = dir.path().join("conf");
+    std::fs::create_dir(&conf_dir).unwrap();
+    let config = conf_dir.join("vm.toml");
+    std::fs::write(
+        &config,
+        "pv = false\naccel = \"tcg\"\nqemu = \"qemu-for-test\"\nkernel = \"vmlinuz\"\n",
+    )
+    .unwrap();
+    std::fs::write(conf_dir.join("vmlinuz"), b"kernel").unwrap();
+    let with_path = |config: &Path| {
+        let out = aplaunch(&dir.path().join("cache"))
+            .arg("--host-root")
+            .arg(tree.path())
+            .args(["--json", "--dry-run", "--config"])
+            .arg(config)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    // found on PATH, not beside the config file
+    let r = with_path(&config);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let argv: Vec<String> = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(argv[0], bin.join("qemu-for-test").display().to_string());
+    // a name that is nowhere: the hint names the key, not the flag
+    std::fs::write(
+        &config,
+        "pv = false\naccel = \"tcg\"\nqemu = \"no-such-qemu\"\nkernel = \"vmlinuz\"\n",
+    )
+    .unwrap();
+    let r = with_path(&config);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let d = doc(&r);
+    let binary = check(&d, "qemu-binary");
+    assert_eq!(binary["status"], "fail", "{d}");
+    let hint = binary["hint"].as_str().unwrap();
+    assert!(
+        hint.contains(&format!("key `qemu` in {}", config.display())) && !hint.contains("--qemu"),
+        "{hint}"
+    );
+    // a path with a directory stays relative to the config file
+    std::fs::write(
+        &config,
+        "pv = false\naccel = \"tcg\"\nqemu = \"./qemu-here\"\nkernel = \"vmlinuz\"\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(fake(), conf_dir.join("qemu-here")).unwrap();
+    let r = with_path(&config);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let argv: Vec<String> = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(argv[0], conf_dir.join("./qemu-here").display().to_string());
+}
+
+#[test]
+fn a_secure_guest_has_qemus_own_vcpu_limit_for_its_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = z16();
+    let img = se_image(dir.path()).display().to_string();
+    let launch = |version: &str, smp: &str| {
+        let out = aplaunch(&dir.path().join("cache"))
+            .arg("--host-root")
+            .arg(tree.path())
+            .args([
+                "--json",
+                "--dry-run",
+                "--no-cache",
+                "--pv-image",
+                &img,
+                "--qemu",
+                &fake(),
+            ])
+            .args(["--smp", smp])
+            .env("FAKE_QEMU_VERSION", version)
+            .output()
+            .unwrap();
+        let run = Run {
+            code: out.status.code().unwrap(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        (
+            run.code,
+            serde_json::from_str::<Value>(&run.stdout).ok(),
+            run,
+        )
+    };
+    // the example host's ultravisor allows 257 vCPUs: 248 passes uv-limits
+    let (code, d, r) = launch("10.0.0", "248");
+    assert_eq!(code, 1, "{}{}", r.stdout, r.stderr);
+    let d = d.unwrap();
+    let c = check(&d, "qemu-pv-cpus");
+    assert_eq!(c["status"], "fail", "{d}");
+    assert!(
+        c["message"].as_str().unwrap().contains("at most 247"),
+        "{c}"
+    );
+    assert_eq!(c["hint"], "use --smp 247 or fewer");
+    assert_eq!(check(&d, "uv-limits")["status"], "pass", "{d}");
+    // 247 passes on 10.0, and QEMU 7.2 had no limit of its own below 248
+    let (code, _, r) = launch("10.0.0", "247");
+    assert_eq!(code, 0, "{}{}", r.stdout, r.stderr);
+    let (code, _, r) = launch("7.2.0", "248");
+    assert_eq!(code, 0, "{}{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn hugepages_need_hugetlbfs_mounted_free_pages_and_kvms_hpage() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = dir.path().join("vmlinuz");
+    std::fs::write(&kernel, b"kernel").unwrap();
+    let hugepages = |tree: &testkit::hosttree::HostTree, accel: &str| {
+        let r = run(
+            dir.path(),
+            tree.path(),
+            args![
+                "--json",
+                "--dry-run",
+                "--no-pv",
+                "--accel",
+                accel,
+                "--memory",
+                "1G",
+                "--hugepages",
+                "--kernel",
+                kernel.as_os_str(),
+                "--qemu",
+                fake()
+            ],
+        );
+        let d: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
+        let c = if d.is_array() {
+            Value::Null
+        } else {
+            check(&d, "hugepages").clone()
+        };
+        (r.code, c)
+    };
+    let tree = testkit::hosttree::HostTree::empty();
+    tree.write("proc/mounts", "sysfs /sys sysfs rw 0 0\n");
+    let (code, c) = hugepages(&tree, "kvm");
+    assert_eq!(code, 1);
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("no hugetlbfs is mounted at /dev/hugepages"),
+        "{c}"
+    );
+    assert!(
+        c["hint"].as_str().unwrap().contains("mount -t hugetlbfs"),
+        "{c}"
+    );
+    // mounted with 2G pages: KVM cannot use them
+    tree.write(
+        "proc/mounts",
+        "hugetlbfs /dev/hugepages hugetlbfs rw,relatime,pagesize=2048M 0 0\n",
+    );
+    tree.write(
+        "proc/meminfo",
+        "HugePages_Total: 512\nHugePages_Free: 512\nHugepagesize: 2097152 kB\n",
+    );
+    // TCG takes any hugetlbfs
+    assert_eq!(hugepages(&tree, "tcg").0, 0);
+    let (code, c) = hugepages(&tree, "kvm");
+    assert_eq!(code, 1);
+    assert!(
+        c["message"].as_str().unwrap().contains("1M pages only"),
+        "{c}"
+    );
+    // 1M pages, but too few free for 1G
+    tree.write(
+        "proc/mounts",
+        "hugetlbfs /dev/hugepages hugetlbfs rw,relatime,pagesize=1M 0 0\n",
+    );
+    tree.write(
+        "proc/meminfo",
+        "MemTotal: 8388608 kB\nHugePages_Total: 512\nHugePages_Free: 512\nHugepagesize: 1024 kB\n",
+    );
+    let (code, c) = hugepages(&tree, "kvm");
+    assert_eq!(code, 1);
+    assert!(c["message"].as_str().unwrap().contains("512 MiB"), "{c}");
+    assert!(
+        c["hint"].as_str().unwrap().contains("at least 1024 pages"),
+        "{c}"
+    );
+    // enough pages; KVM without hpage
+    tree.write(
+        "proc/meminfo",
+        "HugePages_Total: 2048\nHugePages_Free: 2048\nHugepagesize: 1024 kB\n",
+    );
+    tree.write("sys/module/kvm/parameters/hpage", "0\n");
+    let (code, c) = hugepages(&tree, "kvm");
+    assert_eq!(code, 1);
+    assert!(c["hint"].as_str().unwrap().contains("hpage=1"), "{c}");
+    // under TCG KVM's parameter does not matter
+    let (code, _) = hugepages(&tree, "tcg");
+    assert_eq!(code, 0);
+    tree.write("sys/module/kvm/parameters/hpage", "1\n");
+    let (code, _) = hugepages(&tree, "kvm");
+    assert_eq!(code, 0);
+}

@@ -184,3 +184,64 @@ fn a_tcg_guest_boots_with_qemu_sandboxed_and_running_as_nobody() {
     };
     launch_as_nobody(&qemu, &kernel);
 }
+
+#[test]
+fn a_kernel_the_user_cannot_read_is_exit_2_before_qemu_starts() {
+    if !nix::unistd::geteuid().is_root() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI runs as root"
+        );
+        eprintln!("SKIPPED: starting QEMU as another user needs root");
+        return;
+    }
+    let Some(qemu) = testkit::qemu::real_qemu("a_kernel_the_user_cannot_read") else {
+        return;
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let host = dir.path().join("host");
+    std::fs::create_dir_all(&host).unwrap();
+    // root can read it, nobody cannot
+    let private = dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let kernel = private.join("vmlinuz");
+    std::fs::write(&kernel, b"kernel").unwrap();
+    let sock = dir.path().join("run/qmp.sock");
+    let out = aplaunch(&dir.path().join("cache"))
+        .arg("--host-root")
+        .arg(&host)
+        .args([
+            "--json",
+            "--no-pv",
+            "--accel",
+            "tcg",
+            "--name",
+            "unreadable",
+        ])
+        .arg("--exec-on-host-root")
+        .args(["--user", "nobody", "--console", "none"])
+        .arg("--kernel")
+        .arg(&kernel)
+        .arg("--qemu")
+        .arg(&qemu)
+        .arg("--qmp")
+        .arg(&sock)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    assert_eq!(out.status.code(), Some(2), "{doc}");
+    assert_eq!(doc["error"]["kind"], "guest-file", "{doc}");
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("as user nobody")
+            && message.contains(&kernel.display().to_string())
+            && message.contains("Permission denied"),
+        "{message}"
+    );
+    assert!(!sock.exists(), "QEMU started");
+}

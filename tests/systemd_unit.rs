@@ -181,6 +181,43 @@ fn an_mdev_that_never_comes_fails_the_start_with_exit_3_naming_it() {
     assert!(msg.contains(support::UUID), "{msg}");
     assert!(msg.contains("autostart definition"), "{msg}");
     assert!(msg.contains("60-mdevctl.rules"), "{msg}");
+    assert!(msg.contains("there is no 60-mdevctl.rules"), "{msg}");
+    // the rule of the real package, in the tree as it is installed: the message says
+    // whether the mdevctl it runs exists
+    let real = std::path::Path::new("/lib/udev/rules.d/60-mdevctl.rules");
+    if real.is_file() {
+        let rule = std::fs::read_to_string(real).unwrap();
+        tree.write("lib/udev/rules.d/60-mdevctl.rules", &rule);
+        let program = rule
+            .split(|c: char| c.is_whitespace() || "'\"{};".contains(c))
+            .find(|w| w.starts_with('/') && w.ends_with("/mdevctl"))
+            .unwrap()
+            .to_string();
+        let run = || {
+            let out = launch_waiting(tree.path(), dir.path(), "0.3")
+                .arg("--json")
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(3));
+            let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            doc["error"]["message"].as_str().unwrap().to_string()
+        };
+        let msg = run();
+        assert!(
+            msg.contains(&format!("runs {program}, which does not exist")),
+            "{msg}"
+        );
+        tree.write(program.trim_start_matches('/'), "#!/bin/sh\n");
+        let msg = run();
+        assert!(!msg.contains("does not exist on this host"), "{msg}");
+        assert!(!msg.contains("60-mdevctl.rules in"), "{msg}");
+    } else if testkit::ci() {
+        panic!("mdevctl's udev rule is not installed (scripts/ci-setup.sh installs mdevctl)");
+    } else {
+        eprintln!("the real udev rule half: SKIPPED: mdevctl is not installed");
+    }
+    let tree = support::z16();
+    tree.remove(&format!("sys/devices/vfio_ap/matrix/{}", support::UUID));
     // a manual definition: nothing starts it at boot, and the message says so
     let def = format!("etc/mdevctl.d/matrix/{}", support::UUID);
     let manual = tree.read(&def).replace("\"auto\"", "\"manual\"");

@@ -47,6 +47,9 @@ pub fn host_report(root: &HostRoot, request: &CheckRequest) -> Report {
             crypto: request.mdev.is_some(),
         };
         report.extend(qemu_checks::checks(&outcome, needs));
+        if let Some(smp) = request.smp {
+            report.push(qemu_checks::pv_cpus_check(&outcome, smp));
+        }
     }
     report
 }
@@ -111,8 +114,112 @@ pub fn launch_report(
         pv: spec.is_pv(),
         crypto: spec.mdev.is_some(),
     };
-    report.extend(qemu_checks::checks(probe, needs));
+    report.extend(qemu_checks::checks_named(probe, needs, &spec.qemu_source));
+    if spec.is_pv() {
+        report.push(qemu_checks::pv_cpus_check(probe, u64::from(spec.smp)));
+    }
+    if spec.hugepages {
+        report.push(hugepages_check(root, spec));
+    }
     report
+}
+
+/// Where aplaunch backs guest memory with huge pages (`mem-path=` of the memory backend).
+pub const HUGEPAGES_DIR: &str = "/dev/hugepages";
+
+/// `hugepages`: a hugetlbfs of 1M pages mounted at [`HUGEPAGES_DIR`] with enough free
+/// pages, and under KVM the kvm module's 1M-page backing (`hpage=1`). Without the mount
+/// QEMU would silently create a RAM-sized regular file there; without hpage KVM refuses
+/// huge-page-backed memory (arch/s390/kvm/kvm-s390.c, module parameter `hpage`, which
+/// cannot be combined with `nested`).
+pub fn hugepages_check(root: &HostRoot, spec: &VmSpec) -> Check {
+    const ID: &str = "hugepages";
+    const MOUNT_HINT: &str = "mount hugetlbfs there (`mount -t hugetlbfs -o pagesize=1M hugetlbfs /dev/hugepages`; systemd's dev-hugepages.mount does it at boot) and reserve pages (`sysctl vm.nr_hugepages=N`)";
+    let mounts = match root.read_optional("/proc/mounts") {
+        Ok(Some(text)) => text,
+        Ok(None) => {
+            return Check::fail(
+                ID,
+                "cannot tell whether hugetlbfs is mounted: /proc/mounts is missing",
+                MOUNT_HINT,
+            )
+        }
+        Err(e) => return Check::fail(ID, format!("cannot read /proc/mounts: {e}"), MOUNT_HINT),
+    };
+    let mount = mounts.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() >= 4 && f[1] == HUGEPAGES_DIR && f[2] == "hugetlbfs").then(|| f[3].to_string())
+    });
+    let Some(options) = mount else {
+        return Check::fail(
+            ID,
+            format!("no hugetlbfs is mounted at {HUGEPAGES_DIR}: QEMU would back the guest with a regular file there"),
+            MOUNT_HINT,
+        );
+    };
+    // KVM backs s390 guests with 1M pages only; TCG takes any hugetlbfs
+    let pagesize = options.split(',').find_map(|o| o.strip_prefix("pagesize="));
+    if let (Some(size), crate::spec::Accel::Kvm) = (pagesize, spec.accel) {
+        if size != "1M" {
+            return Check::fail(
+                ID,
+                format!("the hugetlbfs at {HUGEPAGES_DIR} has {size} pages; KVM backs s390 guests with 1M pages only"),
+                "mount a hugetlbfs with pagesize=1M at /dev/hugepages",
+            );
+        }
+    }
+    // free pages from /proc/meminfo: prealloc=on fails at start without enough
+    if let Ok(Some(meminfo)) = root.read_optional("/proc/meminfo") {
+        let field = |name: &str| {
+            meminfo.lines().find_map(|l| {
+                l.strip_prefix(name)?
+                    .trim_start_matches(':')
+                    .split_whitespace()
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+        };
+        if let (Some(free), Some(size_kib)) = (field("HugePages_Free"), field("Hugepagesize")) {
+            let free_mib = free.saturating_mul(size_kib) / 1024;
+            if free_mib < spec.memory_mib {
+                return Check::fail(
+                    ID,
+                    format!(
+                        "{free} free huge pages of {size_kib} KiB ({free_mib} MiB) for {} MiB of guest memory",
+                        spec.memory_mib
+                    ),
+                    format!(
+                        "reserve more: `sysctl vm.nr_hugepages=N` with N at least {} pages in all",
+                        spec.memory_mib.saturating_mul(1024).div_ceil(size_kib.max(1))
+                    ),
+                );
+            }
+        }
+    }
+    if spec.accel == crate::spec::Accel::Tcg {
+        return Check::pass(
+            ID,
+            format!("hugetlbfs is mounted at {HUGEPAGES_DIR} (tcg: KVM's hpage does not apply)"),
+        );
+    }
+    match root.read_attribute("/sys/module/kvm/parameters/hpage") {
+        Ok(Some(v)) if v.trim() == "1" => Check::pass(
+            ID,
+            format!("hugetlbfs is mounted at {HUGEPAGES_DIR} and KVM backs guests with 1M pages (hpage=1)"),
+        ),
+        Ok(Some(v)) => Check::fail(
+            ID,
+            format!("KVM does not back guests with huge pages (/sys/module/kvm/parameters/hpage is {})", v.trim()),
+            "load kvm with hpage=1 (`modprobe kvm hpage=1`, or kvm.hpage=1 on the kernel command line; not together with nested=1)",
+        ),
+        Ok(None) => Check::fail(
+            ID,
+            "this KVM has no 1M-page backing (no /sys/module/kvm/parameters/hpage: not an s390 KVM, or kvm is not loaded)",
+            "load kvm with hpage=1 on an IBM Z host, or drop --hugepages",
+        ),
+        Err(e) => Check::fail(ID, format!("cannot read /sys/module/kvm/parameters/hpage: {e}"), "run aplaunch as a user who can read /sys/module/kvm"),
+    }
 }
 
 fn image_checks(uv: &pv::UvInfo, image: &Path, no_cache: bool) -> Vec<Check> {

@@ -55,6 +55,7 @@ const RULES: &[Rule] = &[
     protected_boot_setup_failed,
     unpack_facility_missing,
     no_ap_bus,
+    ap_bus_full,
     pv_requires_kvm,
     cpu_model_no_pv,
     pv_max_cpus,
@@ -200,11 +201,26 @@ fn no_ap_bus(_: &str, lower: &str) -> Option<Explanation> {
         entry(
             "qemu-no-ap-bus",
             "QEMU has no free AP bus for the vfio-ap device",
-            "two causes give this same message: the guest's CPU model has no `ap` feature (then QEMU creates no AP \
-             bus at all), or the guest already has a vfio-ap device (the AP bus takes exactly one)",
+            "QEMU 6.0 to 10.1 give this same message for two causes: the guest's CPU model has no `ap` feature (then \
+             QEMU creates no AP bus at all; a guest under TCG never has one), or the guest already has a vfio-ap \
+             device (the AP bus takes exactly one). From QEMU 10.2 a full bus says `A 'ap-bus' bus was found but is \
+             full` instead, so there this message means the missing `ap` feature",
             "list the guest's crypto devices with `aplaunch qmp list --qmp SOCK`: if one exists, unplug it or change \
-             that mdev's matrix live (`aplaunch ap mdev assign ...`); if none exists, restart the guest with \
-             `-cpu host,ap=on,apqci=on,apft=on,apqi=on` (aplaunch adds these when started with --mdev)",
+             that mdev's matrix live (`aplaunch ap mdev assign ...`); if none exists, restart the guest under KVM \
+             with the AP CPU features (`aplaunch launch --mdev UUID ...` adds `ap=on,apqci=on,apft=on,apqi=on`)",
+        )
+    })
+}
+
+fn ap_bus_full(_: &str, lower: &str) -> Option<Explanation> {
+    lower.contains("'ap-bus' bus was found but is full").then(|| {
+        entry(
+            "qemu-ap-bus-full",
+            "the guest already has a vfio-ap device",
+            "QEMU 10.2+ says so when the AP bus, which takes exactly one vfio-ap device, already holds one \
+             (system/qdev-monitor.c, qdev_find_default_bus)",
+            "list it with `aplaunch qmp list --qmp SOCK`, then unplug it (`aplaunch qmp unplug --id ID --qmp SOCK`) or \
+             change that mdev's matrix live (`aplaunch ap mdev assign ...`)",
         )
     })
 }
@@ -240,9 +256,12 @@ fn pv_max_cpus(_: &str, lower: &str) -> Option<Explanation> {
         .collect();
     Some(entry(
         "qemu-pv-max-cpus",
-        format!("too many vCPUs for a secure guest (the ultravisor allows {n})"),
-        "the ultravisor limits the number of vCPUs of a secure guest (/sys/firmware/uv/query/max_cpus)",
-        format!("start the guest with --smp {n} or fewer; `aplaunch check --smp N` checks it"),
+        format!("too many vCPUs for a secure guest (QEMU allows {n})"),
+        "QEMU 8.0+ limits a secure guest's vCPUs itself: their list must fit in the one 4 KiB page of the SCLP \
+         read-info response, which leaves room for 247 with the extended-length SCCB feature every Secure Execution \
+         machine has (hw/s390x/pv.c). This is QEMU's limit, not the ultravisor's, which is separate \
+         (/sys/firmware/uv/query/max_cpus, the uv-limits check)",
+        format!("start the guest with --smp {n} or fewer; aplaunch checks both limits before it starts QEMU (qemu-pv-cpus, uv-limits)"),
     ))
 }
 
@@ -259,10 +278,16 @@ fn pv_huge_pages(_: &str, lower: &str) -> Option<Explanation> {
 }
 
 fn cpu_features_missing(text: &str, lower: &str) -> Option<Explanation> {
-    const NEEDLE: &str =
-        "some features requested in the cpu model are not available in the configuration";
-    let at = lower.find(NEEDLE)?;
-    let list = text[at + NEEDLE.len()..]
+    // QEMU before 9.0 says "in the configuration", 9.0+ "in the current configuration"
+    // (target/s390x/cpu_models.c, check_compatibility; Debian's 7.2 and 10.0 binaries)
+    const NEEDLES: [&str; 2] = [
+        "some features requested in the cpu model are not available in the current configuration",
+        "some features requested in the cpu model are not available in the configuration",
+    ];
+    let (at, needle) = NEEDLES
+        .iter()
+        .find_map(|n| lower.find(n).map(|at| (at, *n)))?;
+    let list = text[at + needle.len()..]
         .trim_start_matches([':', ' '])
         .lines()
         .next()
@@ -523,6 +548,28 @@ mod tests {
         assert_eq!(
             ids("Protected VMs can currently not be backed with huge pages"),
             ["qemu-pv-huge-pages"]
+        );
+        // QEMU 9.0+ words it "in the current configuration"
+        let e = explain("qemu-system-s390x: Some features requested in the CPU model are not available in the current configuration: ap apqi apft apqci");
+        assert_eq!(ids("Some features requested in the CPU model are not available in the current configuration: ap apqi apft apqci"), ["qemu-cpu-features"]);
+        assert!(e[0].title.ends_with("ap apqi apft apqci"), "{}", e[0].title);
+        assert!(
+            e[0].meaning
+                .contains("apqci: KVM on this host offers no AP"),
+            "{}",
+            e[0].meaning
+        );
+        // QEMU 10.2 tells a full AP bus from a missing one
+        assert_eq!(
+            ids("qemu-system-s390x: -device vfio-ap,sysfsdev=/sys/bus/mdev/devices/x: A 'ap-bus' bus was found but is full"),
+            ["qemu-ap-bus-full"]
+        );
+        let e = explain("Protected VMs support a maximum of 247 CPUs");
+        assert!(e[0].title.contains("QEMU allows 247"), "{}", e[0].title);
+        assert!(
+            e[0].meaning.contains("not the ultravisor's"),
+            "{}",
+            e[0].meaning
         );
         let e = explain("Some features requested in the CPU model are not available in the configuration: ap appv");
         assert!(e[0].title.ends_with("ap appv"), "{}", e[0].title);

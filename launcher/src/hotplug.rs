@@ -1,9 +1,11 @@
 //! Crypto hot plug and unplug for running guests, through QMP.
 //!
-//! QEMU's guest takes at most one `vfio-ap` device (it sits on the single-slot `ap-bus`),
-//! and QEMU answers both "this guest has no AP CPU feature" and "this guest already has a
-//! vfio-ap device" with the same `No 'ap-bus' bus found for device 'vfio-ap'`. These
-//! functions look at the guest first so that every refusal names its real cause.
+//! QEMU's guest takes at most one `vfio-ap` device (it sits on the single-slot `ap-bus`).
+//! QEMU 6.0 to 10.1 answer both "this guest has no AP CPU feature" and "this guest already
+//! has a vfio-ap device" with the same `No 'ap-bus' bus found for device 'vfio-ap'`; from
+//! 10.2 a full bus is `A 'ap-bus' bus was found but is full` (system/qdev-monitor.c,
+//! `qdev_find_default_bus`). These functions look at the guest first so that every refusal
+//! names its real cause, whichever QEMU it is.
 //!
 //! ```no_run
 //! use launcher::{hotplug, qmp::Qmp};
@@ -32,8 +34,12 @@ pub const PERIPHERAL: &str = "/machine/peripheral";
 /// See [`PERIPHERAL`].
 pub const PERIPHERAL_ANON: &str = "/machine/peripheral-anon";
 
-/// QEMU's answer when the `ap-bus` is missing or already holds a device.
+/// QEMU's answer when the `ap-bus` is missing (every version), or already holds a device
+/// (before 10.2).
 pub const NO_AP_BUS: &str = "No 'ap-bus' bus found";
+
+/// QEMU 10.2's answer when the `ap-bus` already holds a device.
+pub const AP_BUS_FULL: &str = "A 'ap-bus' bus was found but is full";
 
 /// Result alias of this module.
 pub type Result<T> = std::result::Result<T, Error>;
@@ -78,8 +84,18 @@ pub enum Error {
         qom_type: String,
     },
     /// `No 'ap-bus' bus found` with no vfio-ap in the guest: no AP CPU feature.
-    #[error("QEMU has no AP bus for mdev {uuid}: the guest was started without the AP CPU feature (QEMU: {desc})")]
+    #[error("QEMU has no AP bus for mdev {uuid}: the guest was started without the AP CPU feature{} (QEMU: {desc})", if *.kvm == Some(false) { ", and it runs under TCG, which has no AP passthrough" } else { "" })]
     NoApFeature {
+        /// The mdev.
+        uuid: String,
+        /// QEMU's description.
+        desc: String,
+        /// Whether the guest runs under KVM (`query-kvm`), when QEMU said.
+        kvm: Option<bool>,
+    },
+    /// QEMU 10.2+ says the AP bus is full, but no vfio-ap device could be found to name.
+    #[error("QEMU says the guest's AP bus already holds a device (QEMU: {desc}), but no vfio-ap device was found under {PERIPHERAL}")]
+    ApBusFull {
         /// The mdev.
         uuid: String,
         /// QEMU's description.
@@ -372,13 +388,21 @@ pub fn hotplug(qmp: &mut Qmp, root: &HostRoot, request: &HotplugRequest) -> Resu
     match added {
         Ok(_) => {}
         Err(qmp::Error::Command { class, desc, .. }) => {
-            if desc.contains(NO_AP_BUS) {
-                // Both causes look the same from QEMU; a vfio-ap that appeared meanwhile
-                // (another client) is the only way to tell them apart now.
+            if desc.contains(NO_AP_BUS) || desc.contains(AP_BUS_FULL) {
+                // Before 10.2 both causes look the same from QEMU; a vfio-ap that appeared
+                // meanwhile (another client) is the only way to tell them apart now.
                 if let Some(existing) = list(qmp, Some(root))?.into_iter().next() {
                     return Err(Error::AlreadyPlugged { existing });
                 }
-                return Err(Error::NoApFeature { uuid, desc });
+                if desc.contains(AP_BUS_FULL) {
+                    return Err(Error::ApBusFull { uuid, desc });
+                }
+                // whether the guest can have AP at all decides what to suggest
+                let kvm = qmp
+                    .execute("query-kvm", Value::Null)
+                    .ok()
+                    .and_then(|v| v["enabled"].as_bool());
+                return Err(Error::NoApFeature { uuid, desc, kvm });
             }
             return Err(Error::AddRefused { uuid, class, desc });
         }

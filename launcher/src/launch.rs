@@ -94,9 +94,79 @@ pub enum LaunchError {
         /// Why.
         reason: String,
     },
+    /// A file the guest needs cannot be opened by the user QEMU runs as.
+    #[error("as user {user}: {source}")]
+    GuestFile {
+        /// The `--user`.
+        user: String,
+        /// Which file and why.
+        source: GuestFileError,
+    },
     /// exec failed.
     #[error(transparent)]
     Exec(#[from] crate::exec::ExecError),
+}
+
+/// A file the guest needs that QEMU could not open.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open {what} {path} for {access}: {reason}")]
+pub struct GuestFileError {
+    /// Which file it is (`the kernel`, `disk #2`).
+    pub what: String,
+    /// The path as given.
+    pub path: PathBuf,
+    /// `reading` or `reading and writing`.
+    pub access: &'static str,
+    /// Why.
+    pub reason: String,
+}
+
+/// Checks that every file QEMU opens for the guest (kernel, initrd and disks; the SE
+/// image has its own checks) can be opened here as QEMU will open it: read-only, and disks without `readonly=on`
+/// read-write. Nothing is read or changed. Run before exec, because QEMU reports a
+/// missing file only after starting, with its exit status 1, which is indistinguishable
+/// from a failed check.
+pub fn check_guest_files(spec: &VmSpec) -> Result<(), GuestFileError> {
+    use crate::spec::Boot;
+    let mut files: Vec<(String, &Path, bool)> = Vec::new();
+    match &spec.boot {
+        Boot::Plain { kernel, initrd, .. } => {
+            if let Some(k) = kernel {
+                files.push(("the kernel".into(), k, false));
+            }
+            if let Some(i) = initrd {
+                files.push(("the initrd".into(), i, false));
+            }
+        }
+        // the SE image is read by the image checks, which name it in the report
+        Boot::Pv { .. } => {}
+    }
+    for (i, disk) in spec.disks.iter().enumerate() {
+        files.push((format!("disk #{}", i + 1), &disk.path, !disk.readonly));
+    }
+    for (what, path, write) in files {
+        let access = if write {
+            "reading and writing"
+        } else {
+            "reading"
+        };
+        let fail = |reason: String| GuestFileError {
+            what: what.clone(),
+            path: path.to_path_buf(),
+            access,
+            reason,
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(write)
+            .open(path)
+            .map_err(|e| fail(e.to_string()))?;
+        let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
+        if meta.is_dir() {
+            return Err(fail("it is a directory".into()));
+        }
+    }
+    Ok(())
 }
 
 /// Where QMP sockets go by default: `/run/aplaunch` for root, else
@@ -207,6 +277,13 @@ pub fn exec(root: &HostRoot, planned: &Planned) -> LaunchError {
     if let Some(user) = &plan.drop_to_user {
         if let Err(e) = become_user(user, &planned.spec) {
             return e;
+        }
+        // QEMU opens the kernel and disks as this user: check again with its rights
+        if let Err(source) = check_guest_files(&planned.spec) {
+            return LaunchError::GuestFile {
+                user: user.clone(),
+                source,
+            };
         }
     }
     tracing::info!(command = %builder::shell_line(&plan.argv), "exec");

@@ -16,15 +16,25 @@ pub struct Needs {
 const UPGRADE_HINT: &str =
     "install a newer QEMU built for s390x with KVM (qemu-system-s390x, or qemu-kvm on RHEL), or name one with --qemu";
 
-/// The QEMU checks in their fixed order.
+/// The QEMU checks in their fixed order, for a binary named with `--qemu` (or discovered).
 pub fn checks(outcome: &Result<Probed, ProbeError>, needs: Needs) -> Vec<Check> {
+    checks_named(outcome, needs, "--qemu")
+}
+
+/// [`checks`] for a binary named by `source` (`--qemu`, or `` key `qemu` in FILE ``), which
+/// the hints name.
+pub fn checks_named(
+    outcome: &Result<Probed, ProbeError>,
+    needs: Needs,
+    source: &str,
+) -> Vec<Check> {
     let probed = match outcome {
         Ok(p) => p,
         Err(e) => {
             let hint = match e {
-                ProbeError::NotFound => "install qemu-system-s390x (Debian/Ubuntu: qemu-system-s390x or qemu-system-misc; RHEL: qemu-kvm), or name it with --qemu",
-                ProbeError::NotExecutable { .. } => "name an executable QEMU binary with --qemu",
-                _ => "run the binary by hand with -machine none -nodefaults -display none -qmp stdio to see why it does not start",
+                ProbeError::NotFound => format!("install qemu-system-s390x (Debian/Ubuntu: qemu-system-s390x or qemu-system-misc; RHEL: qemu-kvm), or name it with {source}"),
+                ProbeError::NotExecutable { .. } => format!("name an executable QEMU binary with {source}: a path, or a bare name looked up on PATH"),
+                _ => "run the binary by hand with -machine none -nodefaults -display none -qmp stdio to see why it does not start".into(),
             };
             let mut out = vec![Check::fail("qemu-binary", e.to_string(), hint)];
             let why = "not probed: the QEMU binary is not usable";
@@ -167,6 +177,53 @@ pub fn checks(outcome: &Result<Probed, ProbeError>, needs: Needs) -> Vec<Check> 
     out
 }
 
+/// The most vCPUs QEMU starts a secure guest with. From 8.0 on, QEMU refuses more vCPUs
+/// than fit in one page of the SCLP read-info response: (4096 bytes - the offset of the CPU
+/// entries) / 16 bytes per entry, 248 with the classic 128-byte header and 247 when the
+/// guest has the extended-length SCCB feature (`els`), whose header is longer
+/// (hw/s390x/pv.c `s390_pv_get_max_cpus`, "Protected VMs support a maximum of %d CPUs").
+/// Every machine with Secure Execution (z15 and newer) has `els`, so 247 is assumed when
+/// the host CPU model is unknown. Before 8.0 only the machine's 248 applied.
+pub fn pv_max_cpus(version: crate::probe::QemuVersion, els: Option<bool>) -> u32 {
+    if !version.at_least(8, 0) || els == Some(false) {
+        crate::spec::MAX_SMP
+    } else {
+        crate::spec::MAX_SMP - 1
+    }
+}
+
+/// `qemu-pv-cpus`: a secure guest's vCPUs against QEMU's own limit for that version (the
+/// ultravisor's limit is `uv-limits`).
+pub fn pv_cpus_check(outcome: &Result<Probed, ProbeError>, smp: u64) -> Check {
+    const ID: &str = "qemu-pv-cpus";
+    let Ok(probed) = outcome else {
+        return Check::skip(ID, "not probed: the QEMU binary is not usable");
+    };
+    let caps = &probed.caps;
+    // only a CPU model that reports els off lifts the limit to 248 (an assumed or partial
+    // model that does not list it is taken as a Secure Execution machine's, with els)
+    let els = caps.cpu.as_ref().and_then(|c| c.get("els").copied());
+    let max = pv_max_cpus(caps.version, els);
+    if smp <= u64::from(max) {
+        Check::pass(
+            ID,
+            format!(
+                "{smp} vCPUs: QEMU {} starts a secure guest with up to {max}",
+                caps.version
+            ),
+        )
+    } else {
+        Check::fail(
+            ID,
+            format!(
+                "{smp} vCPUs: QEMU {} starts a secure guest with at most {max} (the CPU list of the SCLP read-info page must fit in 4 KiB)",
+                caps.version
+            ),
+            format!("use --smp {max} or fewer"),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +306,45 @@ mod tests {
             assert!(check.hint.is_some());
         }
         assert!(c[4].message.contains("apft"));
+    }
+
+    #[test]
+    fn secure_guests_have_qemus_own_vcpu_limit_from_8_0() {
+        let v = QemuVersion::new;
+        assert_eq!(pv_max_cpus(v(7, 2, 0), Some(true)), 248);
+        assert_eq!(pv_max_cpus(v(8, 0, 0), Some(true)), 247);
+        assert_eq!(pv_max_cpus(v(10, 0, 0), None), 247);
+        assert_eq!(pv_max_cpus(v(10, 0, 0), Some(false)), 248);
+        let caps = QemuCaps::assumed(v(10, 0, 0));
+        let c = pv_cpus_check(&probed(caps.clone()), 248);
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+        assert!(c.message.contains("at most 247"), "{c:?}");
+        assert_eq!(c.hint.as_deref(), Some("use --smp 247 or fewer"));
+        assert_eq!(pv_cpus_check(&probed(caps), 247).status, Status::Pass);
+        let old = QemuCaps::assumed(v(7, 2, 0));
+        assert_eq!(pv_cpus_check(&probed(old), 248).status, Status::Pass);
+        assert_eq!(
+            pv_cpus_check(&Err(ProbeError::NotFound), 248).status,
+            Status::Skip
+        );
+    }
+
+    #[test]
+    fn hints_name_where_the_binary_was_named() {
+        let c = checks_named(
+            &Err(ProbeError::NotExecutable {
+                path: "qemu-kvm".into(),
+            }),
+            ALL,
+            "key `qemu` in vm.toml",
+        );
+        assert!(
+            c[0].hint
+                .as_deref()
+                .unwrap()
+                .contains("key `qemu` in vm.toml"),
+            "{c:?}"
+        );
     }
 
     #[test]

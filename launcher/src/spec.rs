@@ -202,8 +202,12 @@ pub struct VmSpec {
     pub iommu_platform: bool,
     /// The QMP unix socket QEMU listens on.
     pub qmp: PathBuf,
-    /// The QEMU binary, when chosen (else discovered).
+    /// The QEMU binary, when chosen (else discovered). A bare name (`qemu-system-s390x`)
+    /// is looked up on PATH, from the flag and from the config key alike.
     pub qemu: Option<PathBuf>,
+    /// Where the QEMU binary was named, for hints: `--qemu`, or `` key `qemu` in FILE ``.
+    #[serde(skip)]
+    pub qemu_source: String,
     /// Arguments appended verbatim after everything aplaunch emits.
     #[serde(serialize_with = "ser_os_vec")]
     pub extra_args: Vec<OsString>,
@@ -475,13 +479,20 @@ pub fn parse_config(text: &str, shown: &str, base: &Path) -> Result<SpecInput, S
         hugepages: file.hugepages,
         iommu_platform: file.iommu_platform,
         qmp: file.qmp.map(rel),
-        qemu: file.qemu.map(rel),
+        // a bare name is a command looked up on PATH (as with --qemu), not a file beside
+        // the config
+        qemu: file.qemu.map(|q| if is_bare_name(&q) { q } else { rel(q) }),
         extra_args: file
             .extra_args
             .map(|v| v.into_iter().map(OsString::from).collect()),
         user: file.user,
         sandbox: file.sandbox,
     })
+}
+
+/// A program name without a directory (`qemu-system-s390x`), which is looked up on PATH.
+pub fn is_bare_name(path: &Path) -> bool {
+    !path.as_os_str().is_empty() && path.components().count() == 1 && path.is_relative()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1116,6 +1127,7 @@ pub fn validate(
         iommu_platform: pv || input.iommu_platform.unwrap_or(false),
         qmp,
         qemu: input.qemu.clone(),
+        qemu_source: name!(qemu, "--qemu", "qemu"),
         extra_args,
         user,
         sandbox: input.sandbox.unwrap_or(true),

@@ -237,19 +237,42 @@ fn wait_for_mdev(
     let mut told = false;
     while !root.is_dir(&dir) {
         if start.elapsed() >= timeout {
-            let defined = vfio::mdevctl::read_definition(root, &uuid);
-            let why = match defined {
-                Ok(Some(d)) if d.start == vfio::mdevctl::Start::Auto => format!(
-                    "its autostart definition {} exists: mdevctl's udev rule (60-mdevctl.rules) starts it when vfio_ap registers {}; see `journalctl -t mdevctl` and `aplaunch ap check {uuid}`",
-                    root.path(d.path()).display(),
-                    root.path(vfio::mdev::MATRIX_DIR).display()
+            let define_hint = format!(
+                "define it to start at boot: aplaunch ap mdev create --uuid {uuid} ... --define --auto (or mdevctl modify -u {uuid} --auto)"
+            );
+            let (why, hint) = match vfio::mdevctl::read_definition(root, &uuid) {
+                Ok(Some(d)) if d.start == vfio::mdevctl::Start::Auto => (
+                    format!(
+                        "its autostart definition {} exists: mdevctl's udev rule (60-mdevctl.rules) starts it when vfio_ap registers {}",
+                        root.path(d.path()).display(),
+                        root.path(vfio::mdev::MATRIX_DIR).display()
+                    ),
+                    format!(
+                        "see why mdevctl did not start it: `aplaunch ap check {uuid}` (mdev-persistent), the journal of systemd-udevd and `journalctl -t mdevctl`"
+                    ),
                 ),
-                Ok(Some(d)) => format!(
-                    "its definition {} is manual, so nothing starts it at boot",
-                    root.path(d.path()).display()
+                Ok(Some(d)) => (
+                    format!(
+                        "its definition {} is manual, so nothing starts it at boot",
+                        root.path(d.path()).display()
+                    ),
+                    define_hint,
                 ),
-                Ok(None) => "it has no mdevctl definition, so nothing creates it at boot".into(),
-                Err(e) => format!("its definition cannot be read: {e}"),
+                Ok(None) => (
+                    "it has no mdevctl definition, so nothing creates it at boot".into(),
+                    define_hint,
+                ),
+                Err(e) => (
+                    format!("its definition cannot be read: {e}"),
+                    format!("fix or replace the definition (aplaunch ap mdev show {uuid})"),
+                ),
+            };
+            let (why, hint) = match autostart_rule_problem(root) {
+                Some(problem) => (
+                    format!("{why}; {problem}"),
+                    "make mdevctl's udev rule run the installed mdevctl, then start the mdev once by hand: mdevctl start-parent-mdevs matrix".to_string(),
+                ),
+                None => (why, hint),
             };
             return Err(AppError::failed(
                 "mdev-timeout",
@@ -259,9 +282,7 @@ fn wait_for_mdev(
                     root.path(&dir).display()
                 ),
             )
-            .with_hint(format!(
-                "define it to start at boot: aplaunch ap mdev create --uuid {uuid} ... --define --auto (or mdevctl modify -u {uuid} --auto)"
-            )));
+            .with_hint(hint));
         }
         if !told {
             out.note(&format!(
@@ -285,6 +306,43 @@ fn wait_for_mdev(
     }
 }
 
+/// What keeps mdevctl's udev rule from starting the autostart mdevs at boot, if anything
+/// can be seen: no rule at all, or a rule that runs an mdevctl that is not there. (Debian
+/// 12's mdevctl 1.2.0-3 installs `/usr/bin/mdevctl`, while its `60-mdevctl.rules` runs
+/// `/usr/sbin/mdevctl`.) The rule is looked up in udev's order: /etc, /run, /usr/lib, /lib.
+fn autostart_rule_problem(root: &HostRoot) -> Option<String> {
+    const RULE: &str = "60-mdevctl.rules";
+    let dirs = [
+        "etc/udev/rules.d",
+        "run/udev/rules.d",
+        "usr/lib/udev/rules.d",
+        "lib/udev/rules.d",
+    ];
+    let Some((path, text)) = dirs.iter().find_map(|d| {
+        let path = format!("{d}/{RULE}");
+        root.read_optional(&path).ok().flatten().map(|t| (path, t))
+    }) else {
+        return Some(format!(
+            "there is no {RULE} in /etc, /run, /usr/lib or /lib/udev/rules.d, so nothing starts autostart mdevs at boot (is mdevctl installed?)"
+        ));
+    };
+    let programs: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && l.contains("start-parent-mdevs"))
+        .flat_map(|l| l.split(|c: char| c.is_whitespace() || "'\"{};".contains(c)))
+        .filter(|w| w.starts_with('/') && w.ends_with("/mdevctl"))
+        .collect();
+    let missing: Vec<&str> = programs
+        .iter()
+        .copied()
+        .filter(|p| !root.exists(p.trim_start_matches('/')))
+        .collect();
+    let first = missing.first()?;
+    Some(format!(
+        "mdevctl's udev rule /{path} runs {first}, which does not exist on this host, so it starts no mdev at boot (point it at the installed mdevctl: a fixed copy in /etc/udev/rules.d/{RULE}, or a link {first})"
+    ))
+}
+
 /// Runs `aplaunch launch`.
 pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, AppError> {
     let root = super::host_root(global)?;
@@ -292,6 +350,15 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
         wait_for_mdev(&root, &args, timeout, out)?;
     }
     let planned = prepare(&root, &args)?;
+    if !args.dry_run {
+        // before the checks' report: a missing file is a usage error (exit 2), and QEMU
+        // would find it only after exec (its exit 1 reads as a failed check)
+        launch::check_guest_files(&planned.spec).map_err(|e| {
+            AppError::new("guest-file", super::output::Exit::Usage, e.to_string()).with_hint(
+                "check the path (relative paths in a config file are taken from the file's directory) and its permissions; `--dry-run` shows the command line without opening anything",
+            )
+        })?;
+    }
     let refusal = refusal(&planned);
     let Planned {
         ref report,
@@ -379,6 +446,9 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
         LaunchError::Open { .. } => {
             "run as a user who may open the VFIO devices (root, or the kvm/vfio group)"
         }
+        LaunchError::GuestFile { .. } => {
+            "give that user read access (and write access to disks without readonly=on), e.g. through its group"
+        }
         LaunchError::Exec(_) => "check that the QEMU binary runs (see `aplaunch check --qemu`)",
     };
     let app = match &err {
@@ -387,6 +457,9 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
         LaunchError::TreeRoot { .. } | LaunchError::User { .. } => AppError::usage(err.to_string()),
         LaunchError::QmpDirNotPrivate { .. } => {
             AppError::refused("qmp-dir-not-private", err.to_string())
+        }
+        LaunchError::GuestFile { .. } => {
+            AppError::new("guest-file", super::output::Exit::Usage, err.to_string())
         }
         LaunchError::Exec(_) => AppError::failed("exec", err.to_string()),
         _ => AppError::failed("io", err.to_string()),

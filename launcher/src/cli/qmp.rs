@@ -153,6 +153,12 @@ pub(super) fn hotplug_error(e: hotplug::Error) -> AppError {
             ))
         }
         E::IdInUse { .. } => AppError::refused("id-in-use", message).with_hint("choose another --id"),
+        E::NoApFeature { uuid, kvm: Some(false), .. } => AppError::refused("no-ap-feature", message).with_hint(format!(
+            "a guest under TCG cannot have a crypto device: start it under KVM on an IBM Z host with `aplaunch launch --mdev {uuid} ...`, which gives it the AP CPU features",
+        )),
+        E::ApBusFull { .. } => AppError::refused("already-plugged", message).with_hint(
+            "QEMU allows one vfio-ap device per guest: `aplaunch qmp list` shows it; unplug it first (`aplaunch qmp unplug --id ID`)",
+        ),
         E::NoApFeature { uuid, .. } => AppError::refused("no-ap-feature", message).with_hint(format!(
             "restart the guest with AP instructions in its CPU model, e.g. `-cpu host,ap=on,apqci=on,apft=on,apqi=on` (`aplaunch launch --mdev {uuid}` does this); the AP feature cannot be added to a running guest",
         )),
@@ -315,7 +321,8 @@ fn run_powerdown(args: PowerdownArgs, out: &Output) -> Result<Exit, AppError> {
             .with_hint(
                 "the guest may still be shutting down (raise --timeout), or ignores the request \
                  (no ACPI-like handling: Linux guests shut down on the SCLP quiesce signal); \
-                 stop QEMU with `quit` as a last resort",
+                 as a last resort stop QEMU itself with SIGTERM (`kill -TERM` its process, or \
+                 `systemctl stop` its unit), which ends the guest without a shutdown",
             )
         } else {
             qmp_error(e, Some(&args.qmp))
