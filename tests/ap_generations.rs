@@ -315,3 +315,35 @@ fn definitions_and_persistent_masks_work_on_every_generation() {
         assert!(!tree.at(&definition).exists(), "{k}");
     }
 }
+
+#[test]
+fn a_running_guest_shows_on_every_generation_even_without_queue_status() {
+    for kernel in Kernel::ALL {
+        let tree = kernel.host_tree();
+        let k = kernel.name();
+        let (_, doc) = json(tree.path(), &["ap", "mdev", "show", U]);
+        assert_eq!(doc["mdev"]["in_use"], false, "{k}: {doc}");
+        running_guest(&tree);
+        // 5.15 has no queue status: the QEMU in /proc holding the group is the sign
+        let (code, doc) = json(tree.path(), &["ap", "mdev", "show", U]);
+        assert_eq!(code, 0, "{k}: {doc}");
+        assert_eq!(doc["mdev"]["in_use"], true, "{k}: {doc}");
+        assert_eq!(doc["mdev"]["holders"][0]["pid"], 4242, "{k}: {doc}");
+        assert_eq!(
+            doc["mdev"]["holders"][0]["qmp"], "/run/web1.qmp",
+            "{k}: {doc}"
+        );
+        let (code, doc) = json(tree.path(), &["ap", "list"]);
+        assert_eq!(code, 0, "{k}: {doc}");
+        assert_eq!(doc["mdevs"][0]["in_use"], true, "{k}: {doc}");
+        let out = aplaunch()
+            .arg("--host-root")
+            .arg(tree.path())
+            .args(["ap", "mdev", "show", U])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("active, in use by a guest"), "{k}: {text}");
+        assert!(text.contains("held by       process 4242"), "{k}: {text}");
+    }
+}

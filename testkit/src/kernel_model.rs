@@ -66,7 +66,7 @@ pub struct Rules {
     /// "s390/vfio-ap: add status attribute to AP queue device's sysfs dir", tag s390-5.17-1.
     pub queue_status: bool,
     /// The mdev attribute `ap_config`: commits e12aa0b5b2fb (read) and 8fb456bc9f9b
-    /// (write), the mdevctl-automation series (in 6.12.118, not in 6.1.192).
+    /// (write), the mdevctl-automation series, tag s390-6.10-1 (Linux 6.10).
     pub ap_config: bool,
     /// The matrix device's `features`: commit 2d8721364ce8 "s390/vfio-ap: Driver feature
     /// advertisement", tag s390-6.12-2 (Linux 6.12); prints `guest_matrix hotplug ap_config`.
@@ -76,8 +76,8 @@ pub struct Rules {
     /// callback void and call `vfio_unregister_group_dev`).
     pub remove_in_use: RemoveInUse,
     /// Whether a blocked `remove` asks QEMU to let go (`vfio_ap_mdev_request`, the request
-    /// IRQ, VFIO_AP_REQ_IRQ_INDEX): in 6.12.118, absent from 6.1.192, where the writer
-    /// simply waits.
+    /// IRQ, VFIO_AP_REQ_IRQ_INDEX): in 6.12.118 (added before 6.8), absent from 6.1.192,
+    /// where the writer simply waits.
     pub request_irq: bool,
 }
 
@@ -96,7 +96,7 @@ pub const LINUX_5_10: Rules = Rules {
     request_irq: false,
 };
 
-/// Linux 5.15 (Ubuntu 22.04, SLES 15 SP4/SP5): no dynamic configuration, no queue status
+/// Linux 5.15 (Ubuntu 22.04): no dynamic configuration, no queue status
 /// (5.17), `remove` blocks.
 pub const LINUX_5_15: Rules = Rules {
     kernel: "5.15",

@@ -21,7 +21,7 @@ pub const EXAMPLE_MDEV: &str = "62177883-f1bb-47f0-914d-32a22e3a8804";
 /// A kernel generation of the host trees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kernel {
-    /// Linux 5.15 (Ubuntu 22.04, SLES 15 SP4/5 era).
+    /// Linux 5.15 (Ubuntu 22.04).
     V5_15,
     /// Linux 6.1 (Debian 12).
     V6_1,

@@ -1340,6 +1340,28 @@ pub fn apply_masks(
     Ok(preview)
 }
 
+/// Whether a guest uses an mdev, for read-only commands.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GuestUse {
+    /// A queue of its matrix shows status `in use`, or a process holds it.
+    pub in_use: bool,
+    /// The processes in /proc with its VFIO group or cdev open (QEMU), with their QMP
+    /// sockets where their command lines name one.
+    pub holders: Vec<Holder>,
+}
+
+/// Whether a guest uses the mdev: queue `status` `in use` (Linux 5.17 on, and only for
+/// queues the guest really has), or a process in /proc holding its VFIO group or cdev,
+/// which every kernel shows. The group itself is not opened: a read-only command must not
+/// take it from a QEMU that is starting.
+pub fn guest_use(root: &HostRoot, scan: &ApScan, mdev: &MdevInfo) -> GuestUse {
+    let holders = crate::holders::find(root, mdev);
+    GuestUse {
+        in_use: scan.in_use(mdev) || !holders.is_empty(),
+        holders,
+    }
+}
+
 /// Everything `aplaunch ap mdev show` tells about one mdev (active or only defined).
 #[derive(Debug, Clone, Serialize)]
 pub struct MdevShow {
@@ -1347,8 +1369,10 @@ pub struct MdevShow {
     pub uuid: String,
     /// The active mdev, if it exists.
     pub active: Option<MdevInfo>,
-    /// Whether a guest uses it.
+    /// Whether a guest uses it (see [`guest_use`]).
     pub in_use: bool,
+    /// The processes holding it.
+    pub holders: Vec<Holder>,
     /// The definition, if any.
     pub definition: Option<Definition>,
 }
@@ -1369,11 +1393,15 @@ pub fn show(root: &HostRoot, uuid: &str) -> Result<MdevShow> {
         }
         return Err(Error::MdevNotFound { uuid });
     }
-    let in_use = active.as_ref().is_some_and(|m| scan.in_use(m));
+    let used = active
+        .as_ref()
+        .map(|m| guest_use(root, &scan, m))
+        .unwrap_or_default();
     Ok(MdevShow {
         uuid,
         active,
-        in_use,
+        in_use: used.in_use,
+        holders: used.holders,
         definition,
     })
 }

@@ -263,7 +263,9 @@ fn list(root: &HostRoot, out: &Output) -> Result<Exit, AppError> {
             .iter()
             .map(|m| {
                 let mut v = serde_json::to_value(m).unwrap_or_default();
-                v["in_use"] = serde_json::Value::Bool(scan.in_use(m));
+                let used = lifecycle::guest_use(root, &scan, m);
+                v["in_use"] = serde_json::Value::Bool(used.in_use);
+                v["holders"] = serde_json::to_value(&used.holders).unwrap_or_default();
                 v["sysfs_path"] = serde_json::Value::String(m.sysfs_path());
                 v
             })
@@ -344,7 +346,11 @@ fn list(root: &HostRoot, out: &Output) -> Result<Exit, AppError> {
             .definition(&m.uuid)
             .map(|d| d.start.as_str())
             .unwrap_or("-");
-        let state = if scan.in_use(m) { "in use" } else { "active" };
+        let state = if lifecycle::guest_use(root, &scan, m).in_use {
+            "in use"
+        } else {
+            "active"
+        };
         let controls: Vec<String> = m.control_domains.iter().map(|d| d.to_string()).collect();
         let _ = writeln!(
             s,
@@ -810,6 +816,9 @@ fn mdev(root: &HostRoot, cmd: MdevCommand, out: &Output) -> Result<Exit, AppErro
                 (None, _) => "defined, not active",
             };
             let _ = writeln!(t, "mdev {}: {state}", s.uuid);
+            for h in &s.holders {
+                let _ = writeln!(t, "  held by       {}", h.describe());
+            }
             if let Some(m) = &s.active {
                 let _ = writeln!(t, "  sysfs         {}", m.sysfs_path());
                 let _ = writeln!(
