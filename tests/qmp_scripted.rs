@@ -161,7 +161,9 @@ fn no_ap_bus_without_a_vfio_ap_is_explained_as_the_missing_cpu_feature() {
             .qom_list("/machine/peripheral", &[])
             .expect("device_add")
             .error("GenericError", "No 'ap-bus' bus found for device 'vfio-ap'")
-            .peripherals(&[]),
+            .peripherals(&[])
+            .expect("query-kvm")
+            .reply(json!({"enabled": true, "present": true})),
     );
     let (code, doc) = run_json(
         peer.socket(),
@@ -177,6 +179,71 @@ fn no_ap_bus_without_a_vfio_ap_is_explained_as_the_missing_cpu_feature() {
         doc["error"]["hint"].as_str().unwrap().contains("ap=on"),
         "{doc}"
     );
+    peer.assert_followed();
+}
+
+#[test]
+fn no_ap_bus_under_tcg_suggests_kvm_not_a_cpu_option() {
+    let peer = ScriptedPeer::start(
+        Script::qemu()
+            .peripherals(&[])
+            .qom_list("/machine/peripheral", &[])
+            .expect("device_add")
+            .error("GenericError", "No 'ap-bus' bus found for device 'vfio-ap'")
+            .peripherals(&[])
+            .expect("query-kvm")
+            .reply(json!({"enabled": false, "present": false})),
+    );
+    let (code, doc) = run_json(
+        peer.socket(),
+        &["hotplug", "--mdev", UUID, "--timeout", "5"],
+    );
+    assert_eq!(code, 1, "{doc}");
+    assert_eq!(error_kind(&doc), "no-ap-feature");
+    assert!(error_message(&doc).contains("runs under TCG"), "{doc}");
+    let hint = doc["error"]["hint"].as_str().unwrap();
+    assert!(
+        hint.contains("under KVM") && !hint.contains("-cpu host"),
+        "{hint}"
+    );
+    peer.assert_followed();
+}
+
+#[test]
+fn qemu_10_2s_full_ap_bus_names_the_device_or_says_what_qemu_said() {
+    const FULL: &str = "A 'ap-bus' bus was found but is full";
+    // another client plugged one meanwhile: it is named
+    let peer = ScriptedPeer::start(list_with_hostdev0(
+        Script::qemu()
+            .peripherals(&[])
+            .qom_list("/machine/peripheral", &[])
+            .expect("device_add")
+            .error("GenericError", FULL),
+    ));
+    let (code, doc) = run_json(
+        peer.socket(),
+        &["hotplug", "--mdev", UUID, "--timeout", "5"],
+    );
+    assert_eq!(code, 1, "{doc}");
+    assert_eq!(error_kind(&doc), "already-plugged");
+    assert!(error_message(&doc).contains("'hostdev0'"), "{doc}");
+    peer.assert_followed();
+    // none to be found: QEMU's word, never "no AP feature"
+    let peer = ScriptedPeer::start(
+        Script::qemu()
+            .peripherals(&[])
+            .qom_list("/machine/peripheral", &[])
+            .expect("device_add")
+            .error("GenericError", FULL)
+            .peripherals(&[]),
+    );
+    let (code, doc) = run_json(
+        peer.socket(),
+        &["hotplug", "--mdev", UUID, "--timeout", "5"],
+    );
+    assert_eq!(code, 1, "{doc}");
+    assert_eq!(error_kind(&doc), "already-plugged");
+    assert!(error_message(&doc).contains(FULL), "{doc}");
     peer.assert_followed();
 }
 

@@ -5,6 +5,7 @@
 //! The root can record what was read, which is how `aplaunch host snapshot` copies
 //! exactly the files the tool relies on. The [`check`] module holds the report type
 //! that every crate contributes its readiness checks to.
+#![deny(missing_docs)]
 
 pub mod cache;
 pub mod check;

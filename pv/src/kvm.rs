@@ -14,8 +14,12 @@ pub const KVM_CAP_S390_PROTECTED: i32 = 180;
 /// capability's value: a snapshot keeps KVM's answer because a device node cannot be copied.
 pub const SNAPSHOT_RECORD_PREFIX: &str = "aplaunch snapshot of /dev/kvm: KVM_CAP_S390_PROTECTED=";
 
-const KVMIO: u8 = 0xAE;
-nix::ioctl_write_int_bad!(kvm_check_extension, nix::request_code_none!(KVMIO, 0x03));
+/// The raw ioctl, kept out of the crate's API: callers get [`check_extension`].
+mod ioctl {
+    const KVMIO: u8 = 0xAE;
+    nix::ioctl_write_int_bad!(kvm_check_extension, nix::request_code_none!(KVMIO, 0x03));
+}
+use ioctl::kvm_check_extension;
 
 /// KVM's answer, or why there is none.
 #[derive(Debug, Clone, PartialEq, Eq)]

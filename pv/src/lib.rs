@@ -4,6 +4,7 @@
 //! `prot_virt`, the ultravisor's `/sys/firmware/uv` tree and KVM's PV capability,
 //! turned into readiness checks ([`readiness`]). Everything read from the ultravisor is
 //! big-endian / MSB-0 and is decoded here so callers never deal with bit numbering.
+#![deny(missing_docs)]
 
 pub mod cmdline;
 pub mod cpuinfo;

@@ -16,18 +16,21 @@ use nix::fcntl::OFlag;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
-use vfio_bindings::bindings::vfio::{
-    vfio_group_status, VFIO_BASE, VFIO_GROUP_FLAGS_VIABLE, VFIO_TYPE,
-};
+use vfio_bindings::bindings::vfio::{vfio_group_status, VFIO_GROUP_FLAGS_VIABLE};
 
 /// The iommufd device node (host path).
 pub const IOMMUFD_NODE: &str = "dev/iommu";
 
-nix::ioctl_readwrite_bad!(
-    vfio_group_get_status,
-    nix::request_code_none!(VFIO_TYPE, VFIO_BASE + 3),
-    vfio_group_status
-);
+/// The raw ioctl, kept out of the crate's API.
+mod ioctl {
+    use vfio_bindings::bindings::vfio::{vfio_group_status, VFIO_BASE, VFIO_TYPE};
+    nix::ioctl_readwrite_bad!(
+        vfio_group_get_status,
+        nix::request_code_none!(VFIO_TYPE, VFIO_BASE + 3),
+        vfio_group_status
+    );
+}
+use ioctl::vfio_group_get_status;
 
 /// The group node of an mdev: host path `dev/vfio/N`.
 pub fn group_node(mdev: &MdevInfo) -> Option<PathBuf> {

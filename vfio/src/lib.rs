@@ -6,6 +6,7 @@
 //! [`write::SysfsWriter`] seam so the lifecycle can be tested against models of the
 //! kernel's rules, one per kernel generation. The models live in the test-support crate
 //! (`testkit::kernel_model`), never in this library.
+#![deny(missing_docs)]
 
 pub mod ap;
 pub mod checks;
