@@ -437,6 +437,16 @@ pub fn create(
     let warnings = check_apqns(&scan, &uuid, &apqns, req.define == Some(Start::Auto))?;
     if req.define == Some(Start::Auto) {
         crate::persistent::refuse_reserved_at_boot(root, &scan, &apqns)?;
+        // as ap-check compares it with the other autostart definitions (what they assign
+        // counts, also ids a later unassign_* takes away)
+        let def = Definition::new(
+            &uuid,
+            Start::Auto,
+            &req.adapters,
+            &req.domains,
+            &req.control_domains,
+        );
+        check_definition_at_boot(root, &scan, &uuid, &def, true)?;
     }
     if req.define.is_some() && !req.force {
         // every file mdevctl reads as its definition, also one that cannot be parsed
