@@ -589,6 +589,34 @@ fn an_id_a_later_unassign_takes_away_still_counts_for_both() {
         "{doc}"
     );
     assert_eq!(definition(&ours, V), v);
+    // a new autostart definition of a free APQN, 03.00ab, beside one that assigns it and
+    // takes the domain away again: ap-check refuses it, and so does aplaunch
+    const X: &str = "33333333-4444-4555-8666-777777777777";
+    let x = r#"{"mdev_type":"vfio_ap-passthrough","start":"auto","attrs":[{"assign_adapter":"3"},{"assign_domain":"171"},{"unassign_domain":"171"}]}"#;
+    for t in [&theirs, &ours] {
+        t.write(&format!("etc/mdevctl.d/matrix/{X}"), x);
+    }
+    let w = r#"{"mdev_type":"vfio_ap-passthrough","start":"auto","attrs":[{"assign_adapter":"3"},{"assign_domain":"171"}]}"#;
+    let out = mdevctl_define(&peers, &theirs, W, w);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains(&format!("3.171 is defined for autostart by {X}")),
+        "{}",
+        text(&out)
+    );
+    kernel_made_mdev(&ours, W);
+    let (code, doc) = aplaunch(
+        &ours,
+        &[
+            "ap", "mdev", "create", "--uuid", W, "-a", "3", "-d", "171", "--define", "--auto",
+        ],
+    );
+    assert_eq!(code, 1, "{doc}");
+    assert!(
+        doc["error"]["message"].as_str().unwrap().contains(X),
+        "{doc}"
+    );
 }
 
 #[test]

@@ -379,6 +379,11 @@ impl Writes<'_> {
     }
 }
 
+/// How long the `remove` that undoes a failed `create` may take: nobody should hold an mdev
+/// that was created a moment ago under the AP lock, so a longer wait means something is
+/// wrong and the error says so rather than hang.
+const ROLLBACK_REMOVE_BOUND: Duration = Duration::from_secs(10);
+
 /// Creates an mdev: validates everything against one scan, then writes the UUID to
 /// `create` and each assignment in order (adapters, domains, control domains, decimal);
 /// on any failure writes `1` to `remove`. With `define`, writes the mdevctl definition
@@ -432,6 +437,16 @@ pub fn create(
     let warnings = check_apqns(&scan, &uuid, &apqns, req.define == Some(Start::Auto))?;
     if req.define == Some(Start::Auto) {
         crate::persistent::refuse_reserved_at_boot(root, &scan, &apqns)?;
+        // as ap-check compares it with the other autostart definitions (what they assign
+        // counts, also ids a later unassign_* takes away)
+        let def = Definition::new(
+            &uuid,
+            Start::Auto,
+            &req.adapters,
+            &req.domains,
+            &req.control_domains,
+        );
+        check_definition_at_boot(root, &scan, &uuid, &def, true)?;
     }
     if req.define.is_some() && !req.force {
         // every file mdevctl reads as its definition, also one that cannot be parsed
@@ -471,7 +486,12 @@ pub fn create(
             .map(|d| (Target::Control(*d, true), "assign_control_domain", d.0)),
     );
     let remove = |w: &mut Writes, e: Error| -> Error {
-        let note = match w.writer.write(&matrix_attr(&uuid, "remove"), b"1") {
+        // bounded like every `remove` (5.15 on, it waits for whoever opened the new mdev)
+        let note = match w.writer.write_bounded(
+            &matrix_attr(&uuid, "remove"),
+            b"1",
+            ROLLBACK_REMOVE_BOUND,
+        ) {
             Ok(()) => {
                 w.done.push(format!("{}=1", matrix_attr(&uuid, "remove")));
                 format!("mdev {uuid} was removed again, nothing was left behind")

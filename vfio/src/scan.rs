@@ -86,15 +86,18 @@ pub struct Queue {
 /// The vfio_ap matrix device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MatrixDevice {
-    /// `features` (`guest_matrix hotplug ap_config`); empty on older kernels.
+    /// `features` (`guest_matrix hotplug ap_config`, Linux 6.12 on); empty on older kernels.
+    /// Words it does not know (`migratable` has been proposed) are kept and relied on by
+    /// nothing.
     pub features: Vec<String>,
     /// `available_instances` of the vfio_ap-passthrough type.
     pub available_instances: Option<u64>,
 }
 
 impl MatrixDevice {
-    /// Whether `features` ADVERTISES `hotplug`. The file came late (6.1x); kernels since
-    /// 6.0 update running guests without it, so never decide on this alone: see
+    /// Whether `features` ADVERTISES `hotplug`. The file came late (commit 2d8721364ce8,
+    /// Linux 6.12); kernels since 6.0 update running guests without it, so never decide on
+    /// this alone: see
     /// [`ApScan::updates_running_guests`].
     pub fn hotplug(&self) -> bool {
         self.features.iter().any(|f| f == "hotplug")
