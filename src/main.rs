@@ -1,5 +1,5 @@
-//! `aplaunch`: the binary is a thin shell around [`launcher::cli`].
+//! `aplaunch`: the binary is a thin shell around [`aplaunch::cli`].
 
 fn main() -> std::process::ExitCode {
-    launcher::cli::main()
+    aplaunch::cli::main()
 }

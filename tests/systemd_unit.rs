@@ -28,7 +28,7 @@ fn start_and_stop_commands_parse() {
     for argv in starts.iter().chain(&stops) {
         assert_eq!(argv[0], "/usr/bin/aplaunch");
         let os: Vec<std::ffi::OsString> = argv.iter().map(Into::into).collect();
-        launcher::cli::parse(os).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        aplaunch::cli::parse(os).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
     }
     assert!(
         starts[0].contains(&"--config".to_string())

@@ -1,9 +1,10 @@
 //! The launcher side of aplaunch: composes the `pv` and `vfio` crates into readiness
-//! reports, and holds the command-line interface.
+//! reports, validates a VM spec, probes QEMU, builds and execs its command line, and speaks
+//! QMP for hot plug. It has no command-line parsing: the `aplaunch` package holds the CLI,
+//! so an embedder does not pay for clap or a tracing subscriber.
 
 pub mod builder;
 pub mod checks;
-pub mod cli;
 pub mod devno;
 pub mod exec;
 pub mod explain;

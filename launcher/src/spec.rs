@@ -43,7 +43,7 @@ impl SpecError {
 }
 
 /// `--accel`: KVM for real guests, TCG only for testing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Accel {
     /// Hardware virtualization (required for Secure Execution).
@@ -63,7 +63,7 @@ impl Accel {
 }
 
 /// `--vfio-backend`: how QEMU reaches the mdev.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VfioBackend {
     /// iommufd with passed descriptors when QEMU (9.0+) and the host support it, else group.

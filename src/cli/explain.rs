@@ -1,7 +1,7 @@
 //! `aplaunch explain TEXT`.
 
 use super::output::{AppError, Exit, Output};
-use crate::explain::explain;
+use launcher::explain::explain;
 use clap::Args;
 use std::io::Read;
 

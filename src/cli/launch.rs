@@ -3,9 +3,9 @@
 
 use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
-use crate::builder::{self, FdSource};
-use crate::launch::{self, default_qmp_dir, LaunchError, LaunchOptions, Planned};
-use crate::spec::{self, Accel, Origins, SpecError, SpecInput, VfioBackend, VmSpec};
+use launcher::builder::{self, FdSource};
+use launcher::launch::{self, default_qmp_dir, LaunchError, LaunchOptions, Planned};
+use launcher::spec::{self, Accel, Origins, SpecError, SpecInput, VfioBackend, VmSpec};
 use clap::Args;
 use host::HostRoot;
 
@@ -68,10 +68,10 @@ pub struct LaunchArgs {
     pub append: Option<String>,
     /// Accelerator (tcg only for testing plain guests)
     #[arg(long, value_enum)]
-    pub accel: Option<Accel>,
+    pub accel: Option<AccelArg>,
     /// How QEMU reaches the mdev (auto: iommufd with QEMU 9.0+ and a vfio cdev, else group)
     #[arg(long, value_enum, value_name = "BACKEND")]
-    pub vfio_backend: Option<VfioBackend>,
+    pub vfio_backend: Option<VfioBackendArg>,
     /// Back a plain guest's memory with huge pages (/dev/hugepages; refused for secure guests)
     #[arg(long)]
     pub hugepages: bool,
@@ -130,7 +130,7 @@ impl LaunchArgs {
             name: self.name.clone(),
             memory: self.memory.clone(),
             smp: self.smp,
-            accel: self.accel,
+            accel: self.accel.map(Accel::from),
             pv_image: self.pv_image.clone(),
             no_pv: match (self.pv, self.no_pv) {
                 (true, _) => Some(false),
@@ -141,7 +141,7 @@ impl LaunchArgs {
             initrd: self.initrd.clone(),
             append: self.append.clone(),
             mdev: self.mdev.clone(),
-            vfio_backend: self.vfio_backend,
+            vfio_backend: self.vfio_backend.map(VfioBackend::from),
             disks: (!disks.is_empty()).then_some(disks),
             nets: (!nets.is_empty()).then_some(nets),
             console,
@@ -496,5 +496,44 @@ fn describe_fd(source: &FdSource) -> String {
     match source {
         FdSource::Iommufd => "/dev/iommu".into(),
         FdSource::VfioCdev(name) => format!("/dev/vfio/devices/{name}"),
+    }
+}
+
+/// `--accel` as the command line spells it (the library's [`Accel`] knows no clap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccelArg {
+    /// Hardware virtualization (required for Secure Execution).
+    Kvm,
+    /// QEMU's emulator (testing only: no PV, no vfio-ap).
+    Tcg,
+}
+
+impl From<AccelArg> for Accel {
+    fn from(a: AccelArg) -> Accel {
+        match a {
+            AccelArg::Kvm => Accel::Kvm,
+            AccelArg::Tcg => Accel::Tcg,
+        }
+    }
+}
+
+/// `--vfio-backend` as the command line spells it (see [`VfioBackend`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VfioBackendArg {
+    /// iommufd with passed descriptors when QEMU (9.0+) and the host support it, else group.
+    Auto,
+    /// The legacy VFIO group/container: `sysfsdev=` only.
+    Group,
+    /// An iommufd object and the mdev's vfio cdev, both opened by aplaunch and passed as fds.
+    Iommufd,
+}
+
+impl From<VfioBackendArg> for VfioBackend {
+    fn from(b: VfioBackendArg) -> VfioBackend {
+        match b {
+            VfioBackendArg::Auto => VfioBackend::Auto,
+            VfioBackendArg::Group => VfioBackend::Group,
+            VfioBackendArg::Iommufd => VfioBackend::Iommufd,
+        }
     }
 }

@@ -2,8 +2,8 @@
 
 use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
-use crate::hotplug::{self, HotplugRequest, UnplugTarget, VfioApDevice};
-use crate::qmp::{self, Qmp};
+use launcher::hotplug::{self, HotplugRequest, UnplugTarget, VfioApDevice};
+use launcher::qmp::{self, Qmp};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::fmt::Write as _;
@@ -309,7 +309,7 @@ fn run_list(global: &GlobalArgs, args: ListArgs, out: &Output) -> Result<Exit, A
 
 fn run_powerdown(args: PowerdownArgs, out: &Output) -> Result<Exit, AppError> {
     let mut qmp = connect(&args.qmp, args.timeout)?;
-    let done = crate::power::powerdown(&mut qmp, args.timeout).map_err(|e| {
+    let done = launcher::power::powerdown(&mut qmp, args.timeout).map_err(|e| {
         if e.is_timeout() {
             AppError::failed(
                 "powerdown-timeout",

@@ -2,7 +2,7 @@
 
 use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
-use crate::hotplug::{self, UnplugTarget};
+use launcher::hotplug::{self, UnplugTarget};
 use clap::{Args, Subcommand};
 use host::{HostRoot, Report};
 use serde::Serialize;

@@ -2,7 +2,7 @@
 
 use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
-use crate::snapshot;
+use launcher::snapshot;
 use clap::Subcommand;
 use std::path::PathBuf;
 

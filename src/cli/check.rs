@@ -2,7 +2,7 @@
 
 use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
-use crate::checks::{host_report, CheckRequest};
+use launcher::checks::{host_report, CheckRequest};
 use clap::Args;
 use std::path::PathBuf;
 

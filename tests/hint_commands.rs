@@ -3,7 +3,7 @@
 //! must never send a user to a command aplaunch does not have).
 
 use clap::CommandFactory;
-use launcher::cli::Cli;
+use aplaunch::cli::Cli;
 use std::path::{Path, PathBuf};
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
