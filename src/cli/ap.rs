@@ -2,9 +2,9 @@
 
 use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
-use launcher::hotplug::{self, UnplugTarget};
 use clap::{Args, Subcommand};
 use host::{HostRoot, Report};
+use launcher::hotplug::{self, UnplugTarget};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -625,6 +625,9 @@ fn masks(root: &HostRoot, args: MasksArgs, out: &Output) -> Result<Exit, AppErro
         for w in &result.writes {
             let _ = writeln!(s, "wrote {w}");
         }
+    }
+    for w in &result.warnings {
+        let _ = writeln!(s, "warning: {w}");
     }
     out.human(&s);
     Ok(Exit::Ok)
