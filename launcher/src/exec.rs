@@ -12,6 +12,7 @@ use std::path::Path;
 
 /// Why exec did not happen (it only ever returns on failure).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ExecError {
     /// An argument holds a NUL byte, which no argv can carry.
     #[error("argument {index} contains a NUL byte")]

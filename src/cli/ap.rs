@@ -2,9 +2,9 @@
 
 use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
-use launcher::hotplug::{self, UnplugTarget};
 use clap::{Args, Subcommand};
 use host::{HostRoot, Report};
+use launcher::hotplug::{self, UnplugTarget};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;

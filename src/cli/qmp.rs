@@ -2,9 +2,9 @@
 
 use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
+use clap::{Args, Subcommand};
 use launcher::hotplug::{self, HotplugRequest, UnplugTarget, VfioApDevice};
 use launcher::qmp::{self, Qmp};
-use clap::{Args, Subcommand};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -175,6 +175,7 @@ pub(super) fn hotplug_error(e: hotplug::Error) -> AppError {
             "raise --timeout; `aplaunch qmp list` shows whether the device is still there",
         ),
         E::Qmp(e) => qmp_error(e, None),
+        _ => AppError::failed("hotplug", message),
     }
 }
 
