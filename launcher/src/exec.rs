@@ -38,7 +38,7 @@ pub enum ExecError {
     },
 }
 
-/// Replaces this process with `binary` and `argv` (argv[0] included); `fds` pairs each
+/// Replaces this process with `binary` and `argv` (`argv[0]` included); `fds` pairs each
 /// descriptor to pass with the number it must have. Returns only on failure.
 pub fn exec(binary: &Path, argv: &[OsString], fds: Vec<(OwnedFd, RawFd)>) -> ExecError {
     match prepare(binary, argv, fds) {

@@ -26,3 +26,9 @@ pub mod snapshot;
 pub mod spec;
 
 pub use guest::{Launch, PlanError};
+
+/// The README's Rust blocks, compiled as doc tests so that its library examples keep
+/// compiling as the API changes.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
