@@ -626,6 +626,9 @@ fn masks(root: &HostRoot, args: MasksArgs, out: &Output) -> Result<Exit, AppErro
             let _ = writeln!(s, "wrote {w}");
         }
     }
+    for w in &result.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
     out.human(&s);
     Ok(Exit::Ok)
 }

@@ -1143,6 +1143,10 @@ pub struct MaskPreview {
     pub taken_from_mdevs: Vec<(Apqn, String)>,
     /// The writes made (empty for a preview).
     pub writes: Vec<String>,
+    /// What the scan after the writes found wrong: APQNs of active mdevs that the new masks
+    /// hand to the host drivers (assigned by another process meanwhile; kernels before 6.0
+    /// do not refuse that, their vfio_ap has no in-use callback).
+    pub warnings: Vec<String>,
 }
 
 /// Computes what a mask change would do.
@@ -1200,6 +1204,7 @@ pub fn preview_masks(
         to_vfio,
         taken_from_mdevs: taken,
         writes: Vec::new(),
+        warnings: Vec::new(),
     })
 }
 
@@ -1346,8 +1351,37 @@ pub fn apply_masks(
         done.push(format!("{path}={value}"));
         written.push((path, old));
     }
+    if !done.is_empty() {
+        // kernels before 6.0 take the queues without EBUSY: check what happened
+        let after = writer.scan(root);
+        let taken = taken_by_host(&after, preview.new_apmask, preview.new_aqmask);
+        if !taken.is_empty() {
+            let list: Vec<String> = taken
+                .iter()
+                .map(|(q, u)| format!("APQN {} of mdev {u}", q.describe()))
+                .collect();
+            preview.warnings.push(format!(
+                "the new masks hand queues of active mdevs to the host drivers: {} (assigned after the check; vfio_ap before Linux 6.0 does not refuse this): {}",
+                list.join(", "),
+                unassign_command(&taken[0].1, taken[0].0)
+            ));
+        }
+    }
     preview.writes = done;
     Ok(preview)
+}
+
+/// APQNs of active mdevs that these masks reserve for the host drivers.
+fn taken_by_host(scan: &ApScan, apmask: Mask, aqmask: Mask) -> Vec<(Apqn, String)> {
+    let mut out = Vec::new();
+    for m in &scan.mdevs {
+        for q in &m.matrix {
+            if apmask.test(q.apid.0) && aqmask.test(q.apqi.0) {
+                out.push((*q, m.uuid.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// Whether a guest uses an mdev, for read-only commands.

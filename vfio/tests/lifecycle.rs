@@ -697,6 +697,45 @@ fn masks_refuse_to_take_assigned_queues_back() {
     );
 }
 
+/// Another process assigns 03.00ab to a new mdev after aplaunch's scan; aplaunch then
+/// reserves domain 171 for the host.
+fn mask_change_racing_an_assignment(generation: Generation) -> Result<MaskPreview> {
+    let e = env();
+    e.model.with_state(|s| s.generation = generation);
+    e.model.freeze_scan();
+    e.model.with_state(|s| {
+        s.mdevs.insert(
+            W.into(),
+            testkit::kernel_model::ModelMdev {
+                apm: Mask::from_bits([3]),
+                aqm: Mask::from_bits([171]),
+                ..Default::default()
+            },
+        );
+    });
+    let spec = MaskSpec::parse("+171").unwrap();
+    apply_masks(&e.root, &e.model, &e.lock, None, Some(&spec))
+}
+
+#[test]
+fn a_mask_race_is_refused_from_6_0_on_and_reported_before() {
+    for g in [Generation::V6_1, Generation::V6_13] {
+        let err = kernel(mask_change_racing_an_assignment(g).unwrap_err());
+        assert_eq!(err.errno, Some(libc::EBUSY), "{g:?}");
+    }
+    // 5.x has no in-use callback: the write succeeds, the scan after it says what was lost
+    for g in [Generation::V5_10, Generation::V5_15] {
+        let out = mask_change_racing_an_assignment(g).unwrap();
+        assert!(
+            out.warnings.iter().any(|w| w.contains(&format!(
+                "APQN 03.00ab (3.171) of mdev {W} (assigned after the check; vfio_ap before Linux 6.0 does not refuse this)"
+            ))),
+            "{g:?}: {:?}",
+            out.warnings
+        );
+    }
+}
+
 #[test]
 fn masks_write_absolute_hex_and_roll_back_the_first_on_failure() {
     let e = env();
