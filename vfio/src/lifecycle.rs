@@ -554,6 +554,10 @@ pub struct MatrixChange {
     /// After the change, (re)write the mdevctl definition with the new matrix (keeping its
     /// `start`, `manual` for a new one).
     pub define: bool,
+    /// On a kernel without `guest_matrix` (before 6.0), write even though the mdev looks
+    /// held, and let the kernel answer: there a process in /proc with the VFIO group open
+    /// is only a sign, and vfio_ap refuses (EBUSY) exactly while a KVM is attached.
+    pub force: bool,
 }
 
 impl MatrixChange {
@@ -599,7 +603,7 @@ pub fn change(
     // the /proc look is only needed where a running guest changes the answer
     let hold = (!dynamic || !scan.in_use(&mdev)).then(|| GuestHold::of(root, &scan, &mdev));
     let live = hold.as_ref().is_none_or(GuestHold::any);
-    if live && !dynamic {
+    if live && !dynamic && !delta.force {
         return Err(Error::Refused {
             kind: "in-use",
             message: format!(
@@ -608,7 +612,7 @@ pub fn change(
                 mdev.sysfs_path()
             ),
             hint: format!(
-                "stop the guest, change mdev {uuid}, start the guest again; kernels from 6.0 on update a running guest"
+                "stop the guest, change mdev {uuid}, start the guest again (kernels from 6.0 on update a running guest); --force writes anyway and lets the kernel answer"
             ),
         });
     }

@@ -1155,3 +1155,51 @@ fn an_ap_config_write_the_kernel_does_not_apply_is_reported() {
     );
     assert!(e.model.state().mdevs[U].adm.test(4));
 }
+
+#[test]
+fn before_6_0_force_lets_the_kernel_decide_whether_a_guest_holds_the_mdev() {
+    let delta = |force| MatrixChange {
+        domains: vec![Apqi(16)],
+        force,
+        ..Default::default()
+    };
+    for kvm_attached in [false, true] {
+        let e = env();
+        e.model.with_state(|s| {
+            s.generation = Generation::V5_15;
+            s.aqmask.clear(16);
+            s.queues.push(Apqn::new(5, 16));
+            // QEMU has the group open; a KVM is attached only once the device is opened
+            s.mdevs.get_mut(U).unwrap().in_use = kvm_attached;
+        });
+        e.tree
+            .write("proc/4242/comm", "qemu-system-s39\n")
+            .write(
+                "proc/4242/cmdline",
+                "qemu-system-s390x\0-name\0guest=web1\0",
+            )
+            .link("proc/4242/fd/9", "/dev/vfio/0");
+        let err = change(&e.root, &e.model, &e.lock, U, &delta(false), true).unwrap_err();
+        assert!(err.to_string().contains("guest web1"), "{err}");
+        assert!(err.hint().unwrap().contains("--force"), "{err}");
+        assert!(e.model.writes().is_empty());
+        let forced = change(&e.root, &e.model, &e.lock, U, &delta(true), true);
+        if kvm_attached {
+            let err = kernel(forced.unwrap_err());
+            assert_eq!(err.errno, Some(libc::EBUSY));
+            assert!(
+                err.message.contains("vfio_ap before Linux 6.0"),
+                "{}",
+                err.message
+            );
+            assert!(
+                err.message.contains("nothing was changed"),
+                "{}",
+                err.message
+            );
+        } else {
+            forced.unwrap();
+            assert!(e.model.state().mdevs[U].aqm.test(16));
+        }
+    }
+}
