@@ -43,6 +43,7 @@ pub struct Planned {
 
 /// Why a launch did not happen.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LaunchError {
     /// Another QEMU listens on the QMP socket.
     #[error("{path} is the QMP socket of a running QEMU")]
@@ -110,6 +111,7 @@ pub enum LaunchError {
 /// A file the guest needs that QEMU could not open.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot open {what} {path} for {access}: {reason}")]
+#[non_exhaustive]
 pub struct GuestFileError {
     /// Which file it is (`the kernel`, `disk #2`).
     pub what: String,
