@@ -302,7 +302,20 @@ fn a_config_file_under_builder_settings_plans_as_under_flags() {
 }
 
 #[test]
-fn a_nic_built_in_code_is_checked_like_a_flag() {
+fn a_config_file_that_cannot_be_read_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.toml");
+    let e = Launch::from_input(SpecInput::default())
+        .config_file(&missing)
+        .spec()
+        .unwrap_err();
+    assert!(matches!(e, launcher::PlanError::Config(_)), "{e:?}");
+    assert_eq!(e.spec_error().source_name, "--config");
+    assert!(e.to_string().contains("missing.toml"), "{e}");
+}
+
+#[test]
+fn disks_and_nics_built_in_code_are_checked_like_flags() {
     let e = Launch::plain_from_disk()
         .disk(Disk::new("/var/lib/vm/disk.img"))
         .net(Net::tap("tap0;reboot"))

@@ -69,6 +69,7 @@ pub enum ChosenBackend {
 
 /// The command line and what must be open when it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LaunchPlan {
     /// The QEMU binary (also `argv[0]`).
     pub binary: PathBuf,

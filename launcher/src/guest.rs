@@ -52,8 +52,10 @@ pub enum PlanError {
     #[error("{0}")]
     Config(SpecError),
     /// The inputs do not make a valid VM spec (a value out of range, a combination that
-    /// cannot run); the error names the input (the flag, the config key or the builder
-    /// field) and carries a hint.
+    /// cannot run). The error names the input at fault as the command line and the config
+    /// file do (`--smp` for [`Launch::smp`], `` key `smp` in vm.toml `` for the file's
+    /// key; `disk #N` and `net #N` for a disk or NIC built in code that is not valid) and
+    /// carries a hint.
     #[error("{0}")]
     Spec(SpecError),
 }
@@ -134,8 +136,9 @@ impl Launch {
     }
 
     /// Reads the guest from a TOML config file (see the README's VM config section);
-    /// everything set on this `Launch` overrides the file's keys. Relative paths in the
-    /// file are taken from its directory.
+    /// everything set on this `Launch` overrides the file's keys, as flags do (disks or
+    /// NICs added here replace the file's list). Relative paths in the file are taken
+    /// from its directory.
     pub fn config_file(mut self, path: impl Into<PathBuf>) -> Launch {
         self.config = Some(path.into());
         self

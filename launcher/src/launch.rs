@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 /// How to plan a launch.
 #[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
 pub struct LaunchOptions {
     /// Go ahead despite failed checks (they become warnings).
     pub force: bool,
@@ -26,6 +27,7 @@ pub struct LaunchOptions {
 
 /// A planned launch: the checks and the command line.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Planned {
     /// The spec.
     pub spec: VmSpec,
