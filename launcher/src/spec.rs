@@ -1020,7 +1020,7 @@ pub fn validate(
             name!(vfio_backend, "--vfio-backend", "vfio-backend"),
             "a VFIO backend was chosen but no --mdev was given",
         )
-        .hint("add --mdev UUID, or drop --vfio-backend"));
+        .hint("add --mdev with the UUID of the crypto mdev (`aplaunch ap list` shows them), or drop --vfio-backend"));
     }
     if mdev.is_some() && accel == Accel::Tcg {
         return Err(SpecError::new(
