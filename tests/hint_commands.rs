@@ -2,8 +2,8 @@
 //! exists: its subcommands and long options are in the command-line definition (a hint
 //! must never send a user to a command aplaunch does not have).
 
-use clap::CommandFactory;
 use aplaunch::cli::Cli;
+use clap::CommandFactory;
 use std::path::{Path, PathBuf};
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

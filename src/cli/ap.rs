@@ -2,9 +2,9 @@
 
 use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
-use launcher::hotplug::{self, UnplugTarget};
 use clap::{Args, Subcommand};
 use host::{HostRoot, Report};
+use launcher::hotplug::{self, UnplugTarget};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -189,7 +189,7 @@ pub fn app_error(e: vfio::Error) -> AppError {
 /// Validates an mdev UUID given on the command line: malformed input is a usage error
 /// (exit 2) in every command.
 pub fn valid_uuid(given: &str) -> Result<String, AppError> {
-    vfio::error::normalize_uuid(given).map_err(app_error)
+    vfio::mdev_uuid::normalize(given).map_err(app_error)
 }
 
 fn lock(root: &HostRoot, args: &LockArgs) -> Result<ApLock, AppError> {

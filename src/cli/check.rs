@@ -2,8 +2,8 @@
 
 use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
-use launcher::checks::{host_report, CheckRequest};
 use clap::Args;
+use launcher::checks::{host_report, CheckRequest};
 use std::path::PathBuf;
 
 /// Arguments of `aplaunch check`.

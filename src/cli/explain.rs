@@ -1,8 +1,8 @@
 //! `aplaunch explain TEXT`.
 
 use super::output::{AppError, Exit, Output};
-use launcher::explain::explain;
 use clap::Args;
+use launcher::explain::explain;
 use std::io::Read;
 
 /// Longest text read from standard input.

@@ -2,8 +2,8 @@
 
 use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
-use launcher::snapshot;
 use clap::Subcommand;
+use launcher::snapshot;
 use std::path::PathBuf;
 
 /// Host-level commands.

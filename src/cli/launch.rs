@@ -3,11 +3,11 @@
 
 use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
+use clap::Args;
+use host::HostRoot;
 use launcher::builder::{self, FdSource};
 use launcher::launch::{self, default_qmp_dir, LaunchError, LaunchOptions, Planned};
 use launcher::spec::{self, Accel, Origins, SpecError, SpecInput, VfioBackend, VmSpec};
-use clap::Args;
-use host::HostRoot;
 
 use std::ffi::OsString;
 use std::path::PathBuf;

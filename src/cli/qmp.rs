@@ -2,9 +2,9 @@
 
 use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
+use clap::{Args, Subcommand};
 use launcher::hotplug::{self, HotplugRequest, UnplugTarget, VfioApDevice};
 use launcher::qmp::{self, Qmp};
-use clap::{Args, Subcommand};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
