@@ -1,8 +1,8 @@
 //! An orchestrator that drives QEMU itself and uses aplaunch as a library.
 //!
-//! 1. It describes a secure guest with crypto, lets aplaunch run every check and build the
-//!    exact command line (a dry run: nothing is started) and prints the argv as JSON for its
-//!    own process supervisor.
+//! 1. It describes a secure guest with crypto ([`launcher::Launch`]), lets aplaunch run
+//!    every check and build the exact command line (a dry run: nothing is started) and
+//!    prints the argv as JSON for its own process supervisor.
 //! 2. Given the QMP socket of a running guest, it hot plugs the crypto mdev through
 //!    aplaunch's QMP client (`launcher::hotplug`) and prints what the guest now sees.
 //!
@@ -11,9 +11,8 @@
 //! cargo run --example orchestrator -- / /var/lib/se/boot.img /run/aplaunch/tenant-42.qmp
 //! ```
 
-use launcher::launch::{self, LaunchOptions};
-use launcher::spec::{self, Origins, SpecInput};
-use launcher::{hotplug, qmp::Qmp};
+use launcher::spec::Disk;
+use launcher::{hotplug, launch, qmp::Qmp, Launch};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -37,40 +36,34 @@ fn main() -> ExitCode {
         }
     };
 
-    // 1. The VM as the orchestrator sees it; the same keys as a TOML config file.
-    let input = SpecInput {
-        name: Some("tenant-42".into()),
-        memory: Some("4G".into()),
-        smp: Some(2),
-        pv_image: Some(image),
-        mdev: Some(MDEV.into()),
-        rng: Some(true),
-        disks: Some(vec![spec::parse_disk_flag(
-            "/var/lib/tenants/42/root.qcow2,format=qcow2,cache=none",
+    // 1. The VM as the orchestrator sees it. force: on a development machine the
+    // orchestrator still wants the command line; the report says what a real host would
+    // refuse.
+    let mdev = uuid::Uuid::parse_str(MDEV).expect("a UUID");
+    let launch = Launch::secure(image)
+        .name("tenant-42")
+        .mdev(mdev)
+        .memory_mib(4096)
+        .smp(2)
+        .rng(true)
+        .disk(
+            Disk::new("/var/lib/tenants/42/root.qcow2")
+                .format("qcow2")
+                .cache("none"),
         )
-        .expect("valid disk")]),
-        qmp: Some("/run/tenants/42/qmp.sock".into()),
-        ..SpecInput::default()
-    };
-    let origins = Origins {
-        from_flags: input.clone(),
-        ..Origins::default()
-    };
-    let spec = match spec::validate(input, &origins, &launch::default_qmp_dir()) {
-        Ok(spec) => spec,
+        .qmp("/run/tenants/42/qmp.sock")
+        .force(true);
+    let planned = match launch.plan(&root) {
+        Ok(planned) => planned,
         Err(e) => {
+            let e = e.spec_error();
             eprintln!("invalid VM spec: {e}");
+            if let Some(hint) = &e.hint {
+                eprintln!("  hint: {hint}");
+            }
             return ExitCode::from(2);
         }
     };
-    // force: on a development machine the orchestrator still wants the command line; the
-    // report says what a real host would refuse.
-    let options = LaunchOptions {
-        force: true,
-        no_cache: false,
-        exec_on_tree: false,
-    };
-    let planned = launch::plan(&root, spec, &options);
     eprint!("{}", planned.report.render(false));
     for fd in &planned.plan.fds {
         eprintln!(

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 export APLAUNCH_TEST_QEMU=${APLAUNCH_TEST_QEMU:-/opt/aplaunch/qemu-10/qemu-system-s390x}
 REAL_QEMU_TESTS="launcher:probe launcher:qemu_properties aplaunch:qmp_qemu aplaunch:qmp_powerdown
 aplaunch:launch_qemu aplaunch:launch_devices_qemu aplaunch:launch_unprivileged
-aplaunch:guest_boot aplaunch:hostile_tree_cli aplaunch:explain_qemu"
+aplaunch:guest_boot aplaunch:hostile_tree_cli aplaunch:explain_qemu aplaunch:launch_api"
 echo "real-QEMU tests against $("$APLAUNCH_TEST_QEMU" -version 2>/dev/null | head -n 1 || echo "$APLAUNCH_TEST_QEMU (missing)")"
 if command -v cargo-nextest >/dev/null 2>&1; then
     filter=""

@@ -176,6 +176,13 @@ fn a_live_assign_works_from_6_0_on_and_is_refused_on_5_15() {
                 "{k}: {msg}"
             );
             assert!(doc["error"]["hint"].as_str().unwrap().contains(U), "{k}");
+            // --force lets the kernel answer (a host tree's attribute takes the write)
+            let (code, doc) = json(
+                tree.path(),
+                &["ap", "mdev", "assign", U, "--domain", "0x10", "--force"],
+            );
+            assert_eq!(code, 0, "{k}: {doc}");
+            assert_eq!(tree.read(&mdev_file(U, "assign_domain")), "16", "{k}");
         }
     }
 }

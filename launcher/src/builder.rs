@@ -46,6 +46,7 @@ pub struct PassedFd {
 /// What a passed descriptor is.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum FdSource {
     /// `/dev/iommu`.
     Iommufd,
@@ -56,6 +57,7 @@ pub enum FdSource {
 /// The backend the builder chose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum ChosenBackend {
     /// No mdev.
     None,
@@ -67,6 +69,7 @@ pub enum ChosenBackend {
 
 /// The command line and what must be open when it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LaunchPlan {
     /// The QEMU binary (also `argv[0]`).
     pub binary: PathBuf,

@@ -140,6 +140,7 @@ pub struct Request {
 
 /// Two devices with one number, or more devices of a kind than its range holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AssignError {
     /// Both devices would get `devno`.
     Collision {

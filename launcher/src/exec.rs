@@ -12,6 +12,7 @@ use std::path::Path;
 
 /// Why exec did not happen (it only ever returns on failure).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ExecError {
     /// An argument holds a NUL byte, which no argv can carry.
     #[error("argument {index} contains a NUL byte")]
@@ -37,7 +38,7 @@ pub enum ExecError {
     },
 }
 
-/// Replaces this process with `binary` and `argv` (argv[0] included); `fds` pairs each
+/// Replaces this process with `binary` and `argv` (`argv[0]` included); `fds` pairs each
 /// descriptor to pass with the number it must have. Returns only on failure.
 pub fn exec(binary: &Path, argv: &[OsString], fds: Vec<(OwnedFd, RawFd)>) -> ExecError {
     match prepare(binary, argv, fds) {

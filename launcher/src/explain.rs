@@ -314,13 +314,30 @@ fn cpu_features_missing(text: &str, lower: &str) -> Option<Explanation> {
     ))
 }
 
-fn vfio_ap_no_iommu_group(_: &str, lower: &str) -> Option<Explanation> {
+/// The first UUID in a message (QEMU names the vfio device by the mdev's UUID), lower case.
+fn uuid_in(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    (0..bytes.len().saturating_sub(35)).find_map(|start| {
+        let window = &bytes[start..start + 36];
+        let ok = window.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        });
+        ok.then(|| String::from_utf8_lossy(window).to_ascii_lowercase())
+    })
+}
+
+fn vfio_ap_no_iommu_group(text: &str, lower: &str) -> Option<Explanation> {
     lower.contains("no iommu_group found").then(|| {
+        let check = match uuid_in(text) {
+            Some(u) => format!("`aplaunch ap mdev show {u}` shows whether mdev {u} exists"),
+            None => "`aplaunch ap list` shows the mdevs that exist".to_string(),
+        };
         entry(
             "qemu-vfio-ap-no-group",
             "QEMU found no IOMMU group for the crypto mdev",
             "the sysfsdev path does not name an active vfio_ap mdev (it was never started, was removed, or the UUID is wrong)",
-            "`aplaunch ap mdev show UUID` shows whether it exists; start it (or create it) and retry",
+            format!("{check}; start it (or create it) and retry"),
         )
     })
 }
@@ -448,20 +465,22 @@ fn errnos(lower: &str) -> Vec<Explanation> {
          "`aplaunch ap matrix` shows the owner; unassign it there, or choose other adapters/domains"),
         ("eaddrnotavail", "cannot assign requested address",
          "the host's AP masks (apmask/aqmask) reserve an APQN of the new matrix for the host crypto drivers \
-          (on kernels before 5.x: no queue with that id is bound to vfio_ap)",
-         "free it for vfio_ap with `aplaunch ap masks --apmask -A --aqmask -D` (preview first), or choose another APQN"),
+          (on kernels before 6.0 also: an APQN of the new matrix is not a queue bound to vfio_ap)",
+         "`aplaunch ap matrix` marks the reserved queues `h`; free one for vfio_ap with `aplaunch ap masks --apmask=-` \
+          and its adapter number (or `--aqmask=-` and its domain; previewed with --dry-run), or choose another APQN"),
         ("ebusy", "device or resource busy",
-         "the object is in use: on old kernels the mdev's guest is running (no live changes), or a mask change would \
-          take a queue from an mdev, or another process holds the VFIO group",
-         "stop the guest first on old kernels (no `hotplug` in /sys/devices/vfio_ap/matrix/features), or unassign \
-          the queue from its mdev; `aplaunch ap check UUID` shows who holds what"),
+         "the object is in use: before Linux 6.0 (no `guest_matrix` in the mdev's directory) the mdev's guest is \
+          running and vfio_ap refuses assign/unassign; before 5.15 it also refuses `remove` of an mdev a guest holds; \
+          or a mask change would take a queue from an mdev, or another process holds the VFIO group",
+         "on those kernels stop the guest (or unplug the device through QMP) first; for a mask change, unassign \
+          the queue from its mdev; `aplaunch ap check` and `aplaunch ap list` show who holds what"),
         ("enodev", "no such device",
          "an adapter or domain number is above the host's limit (/sys/bus/ap/ap_max_adapter_id / ap_max_domain_id), \
           or the device is gone",
          "use ids within the limits `aplaunch ap masks` shows"),
         ("eexist", "file exists",
          "an mdev with this UUID already exists",
-         "choose another UUID, or manage the existing one with `aplaunch ap mdev show UUID`"),
+         "choose another UUID; `aplaunch ap list` shows the mdevs that exist"),
         ("eusers", "too many users",
          "vfio_ap has no more mdev instances available",
          "remove unused mdevs (`aplaunch ap list` shows them)"),
@@ -580,6 +599,18 @@ mod tests {
             ids("vfio-ap: no iommu_group found for /sys/bus/mdev/devices/x: No such file"),
             ["qemu-vfio-ap-no-group"]
         );
+        // the hint names the mdev when the message does
+        let e = explain(
+            "vfio 62177883-F1BB-47f0-914d-32a22e3a8804: no iommu_group found: Invalid argument",
+        );
+        assert!(
+            e[0].fix
+                .contains("aplaunch ap mdev show 62177883-f1bb-47f0-914d-32a22e3a8804"),
+            "{}",
+            e[0].fix
+        );
+        let e = explain("vfio-ap: no iommu_group found for /sys/bus/mdev/devices/x");
+        assert!(e[0].fix.contains("`aplaunch ap list`"), "{}", e[0].fix);
         assert_eq!(
             ids("Use FD passing only with iommufd backend"),
             ["qemu-fd-needs-iommufd"]

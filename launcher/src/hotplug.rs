@@ -46,6 +46,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// Why a hot plug, unplug or listing did not happen.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The mdev UUID is malformed.
     #[error("{given:?} is not a UUID")]

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 /// How to plan a launch.
 #[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
 pub struct LaunchOptions {
     /// Go ahead despite failed checks (they become warnings).
     pub force: bool,
@@ -26,6 +27,7 @@ pub struct LaunchOptions {
 
 /// A planned launch: the checks and the command line.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Planned {
     /// The spec.
     pub spec: VmSpec,
@@ -43,6 +45,7 @@ pub struct Planned {
 
 /// Why a launch did not happen.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LaunchError {
     /// Another QEMU listens on the QMP socket.
     #[error("{path} is the QMP socket of a running QEMU")]
@@ -110,6 +113,7 @@ pub enum LaunchError {
 /// A file the guest needs that QEMU could not open.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot open {what} {path} for {access}: {reason}")]
+#[non_exhaustive]
 pub struct GuestFileError {
     /// Which file it is (`the kernel`, `disk #2`).
     pub what: String,

@@ -52,6 +52,7 @@ pub const CPU_FEATURES: &[&str] = &["unpack", "ap", "apqci", "apft", "apqi", "ap
 
 /// Why a probe failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProbeError {
     /// No binary was found.
     #[error("no QEMU found: {QEMU_NAME} is not on PATH and {RHEL_QEMU} does not exist")]

@@ -31,6 +31,7 @@ pub struct Summary {
 
 /// Why a snapshot was not written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The output exists and is not an empty directory.
     #[error("{path} already exists and is not an empty directory")]

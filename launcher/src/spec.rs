@@ -18,6 +18,7 @@ pub const DEFAULT_MEMORY_MIB: u64 = 2048;
 /// A spec that could not be validated: which input, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{source_name}: {message}")]
+#[non_exhaustive]
 pub struct SpecError {
     /// The flag (`--smp`) or config key (`smp in vm.toml`) at fault.
     pub source_name: String,
@@ -65,6 +66,7 @@ impl Accel {
 /// `--vfio-backend`: how QEMU reaches the mdev.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum VfioBackend {
     /// iommufd with passed descriptors when QEMU (9.0+) and the host support it, else group.
     Auto,
@@ -77,6 +79,7 @@ pub enum VfioBackend {
 /// The guest's console device (`--console sclp|virtio|none`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum ConsoleKind {
     /// The SCLP ASCII console (`ttysclp0` in the guest).
     Sclp,
@@ -89,6 +92,7 @@ pub enum ConsoleKind {
 /// Where the console's host side is (`--console pty`, `--console socket:PATH`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum ConsoleBackend {
     /// QEMU's stdin/stdout, with `signal=off`: Ctrl-C reaches the guest, not QEMU.
     Stdio,
@@ -155,6 +159,7 @@ pub struct Net {
 /// A NIC's host side.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum NetBackend {
     /// QEMU's user-mode network (testing).
     User,
@@ -657,7 +662,7 @@ pub fn parse_net_flag(text: &str) -> Result<Net, SpecError> {
     net_from_parts(&kind, ifname, mac, devno, FLAG)
 }
 
-fn net_from_parts(
+pub(crate) fn net_from_parts(
     kind: &str,
     ifname: Option<String>,
     mac: Option<String>,
@@ -741,7 +746,7 @@ pub const DISK_FORMATS_RO: &[&str] = &[
     "dmg",
 ];
 
-fn check_disk(disk: &Disk, source: &str) -> Result<(), SpecError> {
+pub(crate) fn check_disk(disk: &Disk, source: &str) -> Result<(), SpecError> {
     check_path(&disk.path, source)?;
     let format = disk.format.as_str();
     if !DISK_FORMATS_RW.contains(&format) && !DISK_FORMATS_RO.contains(&format) {
@@ -1015,7 +1020,7 @@ pub fn validate(
             name!(vfio_backend, "--vfio-backend", "vfio-backend"),
             "a VFIO backend was chosen but no --mdev was given",
         )
-        .hint("add --mdev UUID, or drop --vfio-backend"));
+        .hint("add --mdev with the UUID of the crypto mdev (`aplaunch ap list` shows them), or drop --vfio-backend"));
     }
     if mdev.is_some() && accel == Accel::Tcg {
         return Err(SpecError::new(

@@ -118,6 +118,9 @@ pub enum MdevCommand {
         /// Also edit its mdevctl definition like `mdevctl modify --addattr` (other entries and spellings stay; a new manual one when there is none); an mdev that is only defined gets just its definition edited
         #[arg(long)]
         define: bool,
+        /// On a kernel before 6.0 (no guest_matrix), write even though a process holds the mdev and let the kernel answer (EBUSY while a guest runs)
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         lock: LockArgs,
     },
@@ -130,6 +133,9 @@ pub enum MdevCommand {
         /// Also edit its mdevctl definition like `mdevctl modify --delattr` (deletes the entries assigning the ids, clears them in ap_config; other entries stay)
         #[arg(long)]
         define: bool,
+        /// On a kernel before 6.0 (no guest_matrix), write even though a process holds the mdev and let the kernel answer (EBUSY while a guest runs)
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         lock: LockArgs,
     },
@@ -626,6 +632,9 @@ fn masks(root: &HostRoot, args: MasksArgs, out: &Output) -> Result<Exit, AppErro
             let _ = writeln!(s, "wrote {w}");
         }
     }
+    for w in &result.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
     out.human(&s);
     Ok(Exit::Ok)
 }
@@ -756,14 +765,32 @@ fn mdev(root: &HostRoot, cmd: MdevCommand, out: &Output) -> Result<Exit, AppErro
             uuid,
             ids,
             define,
+            force,
             lock: l,
-        } => change(root, &writer, &uuid, delta(ids, define), &l, true, out),
+        } => change(
+            root,
+            &writer,
+            &uuid,
+            delta(ids, define, force),
+            &l,
+            true,
+            out,
+        ),
         MdevCommand::Unassign {
             uuid,
             ids,
             define,
+            force,
             lock: l,
-        } => change(root, &writer, &uuid, delta(ids, define), &l, false, out),
+        } => change(
+            root,
+            &writer,
+            &uuid,
+            delta(ids, define, force),
+            &l,
+            false,
+            out,
+        ),
         MdevCommand::Remove {
             uuid,
             undefine,
@@ -940,12 +967,13 @@ fn unplug_first(
     }
 }
 
-fn delta(ids: Ids, define: bool) -> MatrixChange {
+fn delta(ids: Ids, define: bool, force: bool) -> MatrixChange {
     MatrixChange {
         adapters: ids.adapters,
         domains: ids.domains,
         control_domains: ids.control_domains,
         define,
+        force,
     }
 }
 

@@ -31,6 +31,7 @@ pub fn run(global: &GlobalArgs, command: HostCommand, out: &Output) -> Result<Ex
                 snapshot::Error::Write { .. } => AppError::failed("io", e.to_string()).with_hint(
                     "check that the output's parent directory is writable and has space",
                 ),
+                _ => AppError::failed("snapshot", e.to_string()),
             })?;
             if out.json {
                 out.json_document(&serde_json::json!({ "ok": true, "snapshot": summary }));

@@ -6,8 +6,9 @@ use super::GlobalArgs;
 use clap::Args;
 use host::HostRoot;
 use launcher::builder::{self, FdSource};
-use launcher::launch::{self, default_qmp_dir, LaunchError, LaunchOptions, Planned};
-use launcher::spec::{self, Accel, Origins, SpecError, SpecInput, VfioBackend, VmSpec};
+use launcher::launch::{self, LaunchError, Planned};
+use launcher::spec::{self, Accel, SpecError, SpecInput, VfioBackend, VmSpec};
+use launcher::{Launch, PlanError};
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -156,20 +157,25 @@ impl LaunchArgs {
         })
     }
 
+    /// The guest and the plan's options as the flags (and `--config`) give them: the one
+    /// path to a plan the library offers embedders too.
+    pub fn launch(&self) -> Result<Launch, SpecError> {
+        let mut launch = Launch::from_input(self.spec_input()?)
+            .force(self.force)
+            .no_cache(self.no_cache)
+            .exec_on_host_root(self.exec_on_host_root);
+        if let Some(path) = &self.config {
+            launch = launch.config_file(path);
+        }
+        Ok(launch)
+    }
+
     /// Merges the config file (if any) and the flags and validates the result.
-    pub fn spec(&self) -> Result<VmSpec, SpecError> {
-        let flags = self.spec_input()?;
-        let (config_input, config_name) = match &self.config {
-            Some(path) => (spec::load_config(path)?, Some(path.display().to_string())),
-            None => (SpecInput::default(), None),
-        };
-        let merged = config_input.clone().overridden_by(flags.clone());
-        let origins = Origins {
-            config: config_name,
-            from_config: config_input,
-            from_flags: flags,
-        };
-        spec::validate(merged, &origins, &default_qmp_dir())
+    pub fn spec(&self) -> Result<VmSpec, AppError> {
+        self.launch()
+            .map_err(spec_error)?
+            .spec()
+            .map_err(plan_error)
     }
 }
 
@@ -182,15 +188,20 @@ fn spec_error(e: SpecError) -> AppError {
     }
 }
 
+/// An error of [`Launch::plan`]: the spec's input, message and hint, as usage.
+fn plan_error(e: PlanError) -> AppError {
+    match e {
+        PlanError::Config(e) | PlanError::Spec(e) => spec_error(e),
+        other => AppError::usage(other.to_string()),
+    }
+}
+
 /// Validates the flags (and config) into a spec and plans the launch.
 fn prepare(root: &HostRoot, args: &LaunchArgs) -> Result<Planned, AppError> {
-    let spec = args.spec().map_err(spec_error)?;
-    let options = LaunchOptions {
-        force: args.force,
-        no_cache: args.no_cache,
-        exec_on_tree: args.exec_on_host_root,
-    };
-    Ok(launch::plan(root, spec, &options))
+    args.launch()
+        .map_err(spec_error)?
+        .plan(root)
+        .map_err(plan_error)
 }
 
 fn refusal(planned: &Planned) -> Option<AppError> {
@@ -225,7 +236,7 @@ fn wait_for_mdev(
     timeout: std::time::Duration,
     out: &Output,
 ) -> Result<(), AppError> {
-    let spec = args.spec().map_err(spec_error)?;
+    let spec = args.spec()?;
     let Some(uuid) = spec.mdev.map(|u| u.hyphenated().to_string()) else {
         return Err(
             AppError::usage("--wait-mdev needs a mdev (--mdev or mdev = in --config)")
@@ -450,6 +461,8 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
             "give that user read access (and write access to disks without readonly=on), e.g. through its group"
         }
         LaunchError::Exec(_) => "check that the QEMU binary runs (see `aplaunch check --qemu`)",
+        // a failure this CLI does not know yet: its message stands alone
+        _ => "",
     };
     let app = match &err {
         LaunchError::QmpInUse { .. } => AppError::refused("qmp-in-use", err.to_string()),
@@ -464,7 +477,11 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
         LaunchError::Exec(_) => AppError::failed("exec", err.to_string()),
         _ => AppError::failed("io", err.to_string()),
     };
-    Err(app.with_hint(hint))
+    Err(if hint.is_empty() {
+        app
+    } else {
+        app.with_hint(hint)
+    })
 }
 
 /// A launch on a host tree execs only when the tree was named on the command line and
@@ -493,10 +510,7 @@ fn exec_policy(
 }
 
 fn describe_fd(source: &FdSource) -> String {
-    match source {
-        FdSource::Iommufd => "/dev/iommu".into(),
-        FdSource::VfioCdev(name) => format!("/dev/vfio/devices/{name}"),
-    }
+    format!("/{}", launch::fd_host_path(source))
 }
 
 /// `--accel` as the command line spells it (the library's [`Accel`] knows no clap).

@@ -6,6 +6,9 @@ mod docs;
 mod explain;
 mod host_cmd;
 pub mod image;
+// The flags' doc comments are their --help text: option syntax like `PATH[,OPTS]` there
+// is not an intra-doc link.
+#[allow(rustdoc::broken_intra_doc_links)]
 pub mod launch;
 pub mod output;
 mod qmp;

@@ -175,6 +175,7 @@ pub(super) fn hotplug_error(e: hotplug::Error) -> AppError {
             "raise --timeout; `aplaunch qmp list` shows whether the device is still there",
         ),
         E::Qmp(e) => qmp_error(e, None),
+        _ => AppError::failed("hotplug", message),
     }
 }
 

@@ -75,6 +75,12 @@ pub struct Rules {
     /// ("vfio/ap_ops: Convert to use vfio_register_group_dev()", which made the remove
     /// callback void and call `vfio_unregister_group_dev`).
     pub remove_in_use: RemoveInUse,
+    /// Whether an apmask/aqmask write that would hand queues assigned to an mdev back to
+    /// the host drivers is refused with EBUSY: the AP bus asks the drivers' `in_use`
+    /// callback, which vfio_ap got in 6.0 (commit 3f85d1df26a9 "s390/vfio-ap: implement
+    /// in-use callback for vfio_ap driver", part of the dynamic-configuration series).
+    /// Before it the write succeeds and the queues leave vfio_ap.
+    pub mask_write_checks_in_use: bool,
     /// Whether a blocked `remove` asks QEMU to let go (`vfio_ap_mdev_request`, the request
     /// IRQ, VFIO_AP_REQ_IRQ_INDEX): in 6.12.118 (added before 6.8), absent from 6.1.192,
     /// where the writer simply waits.
@@ -93,6 +99,7 @@ pub const LINUX_5_10: Rules = Rules {
     ap_config: false,
     features: None,
     remove_in_use: RemoveInUse::Ebusy,
+    mask_write_checks_in_use: false,
     request_irq: false,
 };
 
@@ -115,6 +122,7 @@ pub const LINUX_6_1: Rules = Rules {
     ap_config: false,
     features: None,
     remove_in_use: RemoveInUse::Blocks,
+    mask_write_checks_in_use: true,
     request_irq: false,
 };
 
@@ -475,8 +483,10 @@ impl KernelModel {
                 } else {
                     (st.apmask, new)
                 };
-                // queues newly reserved for the host may not be assigned to any mdev
-                for m in st.mdevs.values() {
+                // queues newly reserved for the host may not be assigned to any mdev (from
+                // 6.0; before, the queues simply leave vfio_ap)
+                let checks_in_use = st.generation.rules().mask_write_checks_in_use;
+                for m in st.mdevs.values().filter(|_| checks_in_use) {
                     for a in m.apm.iter() {
                         for d in m.aqm.iter() {
                             let was = st.apmask.test(a) && st.aqmask.test(d);

@@ -555,6 +555,10 @@ pub struct MatrixChange {
     /// After the change, (re)write the mdevctl definition with the new matrix (keeping its
     /// `start`, `manual` for a new one).
     pub define: bool,
+    /// On a kernel without `guest_matrix` (before 6.0), write even though the mdev looks
+    /// held, and let the kernel answer: there a process in /proc with the VFIO group open
+    /// is only a sign, and vfio_ap refuses (EBUSY) exactly while a KVM is attached.
+    pub force: bool,
 }
 
 impl MatrixChange {
@@ -600,7 +604,7 @@ pub fn change(
     // the /proc look is only needed where a running guest changes the answer
     let hold = (!dynamic || !scan.in_use(&mdev)).then(|| GuestHold::of(root, &scan, &mdev));
     let live = hold.as_ref().is_none_or(GuestHold::any);
-    if live && !dynamic {
+    if live && !dynamic && !delta.force {
         return Err(Error::Refused {
             kind: "in-use",
             message: format!(
@@ -609,7 +613,7 @@ pub fn change(
                 mdev.sysfs_path()
             ),
             hint: format!(
-                "stop the guest, change mdev {uuid}, start the guest again; kernels from 6.0 on update a running guest"
+                "stop the guest, change mdev {uuid}, start the guest again (kernels from 6.0 on update a running guest); --force writes anyway and lets the kernel answer"
             ),
         });
     }
@@ -1144,6 +1148,10 @@ pub struct MaskPreview {
     pub taken_from_mdevs: Vec<(Apqn, String)>,
     /// The writes made (empty for a preview).
     pub writes: Vec<String>,
+    /// What the scan after the writes found wrong: APQNs of active mdevs that the new masks
+    /// hand to the host drivers (assigned by another process meanwhile; kernels before 6.0
+    /// do not refuse that, their vfio_ap has no in-use callback).
+    pub warnings: Vec<String>,
 }
 
 /// Computes what a mask change would do.
@@ -1201,6 +1209,7 @@ pub fn preview_masks(
         to_vfio,
         taken_from_mdevs: taken,
         writes: Vec::new(),
+        warnings: Vec::new(),
     })
 }
 
@@ -1347,8 +1356,37 @@ pub fn apply_masks(
         done.push(format!("{path}={value}"));
         written.push((path, old));
     }
+    if !done.is_empty() {
+        // kernels before 6.0 take the queues without EBUSY: check what happened
+        let after = writer.scan(root);
+        let taken = taken_by_host(&after, preview.new_apmask, preview.new_aqmask);
+        if !taken.is_empty() {
+            let list: Vec<String> = taken
+                .iter()
+                .map(|(q, u)| format!("APQN {} of mdev {u}", q.describe()))
+                .collect();
+            preview.warnings.push(format!(
+                "the new masks hand queues of active mdevs to the host drivers: {} (assigned after the check; vfio_ap before Linux 6.0 does not refuse this): {}",
+                list.join(", "),
+                unassign_command(&taken[0].1, taken[0].0)
+            ));
+        }
+    }
     preview.writes = done;
     Ok(preview)
+}
+
+/// APQNs of active mdevs that these masks reserve for the host drivers.
+fn taken_by_host(scan: &ApScan, apmask: Mask, aqmask: Mask) -> Vec<(Apqn, String)> {
+    let mut out = Vec::new();
+    for m in &scan.mdevs {
+        for q in &m.matrix {
+            if apmask.test(q.apid.0) && aqmask.test(q.apqi.0) {
+                out.push((*q, m.uuid.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// Whether a guest uses an mdev, for read-only commands.

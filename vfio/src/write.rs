@@ -1,7 +1,8 @@
 //! The seam through which every sysfs write goes.
 //!
 //! [`HostWriter`] writes through [`host::HostRoot::write`] (one `write(2)`, no create, no
-//! truncate). The test-only kernel models (`src/model.rs`) answer like each kernel generation, and
+//! truncate). The kernel models of the test-support crate (`testkit::kernel_model`) answer
+//! like each kernel generation, and
 //! [`Recording`] logs the exact bytes written, in order, while passing them on.
 
 use crate::scan::ApScan;

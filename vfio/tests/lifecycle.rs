@@ -697,6 +697,45 @@ fn masks_refuse_to_take_assigned_queues_back() {
     );
 }
 
+/// Another process assigns 03.00ab to a new mdev after aplaunch's scan; aplaunch then
+/// reserves domain 171 for the host.
+fn mask_change_racing_an_assignment(generation: Generation) -> Result<MaskPreview> {
+    let e = env();
+    e.model.with_state(|s| s.generation = generation);
+    e.model.freeze_scan();
+    e.model.with_state(|s| {
+        s.mdevs.insert(
+            W.into(),
+            testkit::kernel_model::ModelMdev {
+                apm: Mask::from_bits([3]),
+                aqm: Mask::from_bits([171]),
+                ..Default::default()
+            },
+        );
+    });
+    let spec = MaskSpec::parse("+171").unwrap();
+    apply_masks(&e.root, &e.model, &e.lock, None, Some(&spec))
+}
+
+#[test]
+fn a_mask_race_is_refused_from_6_0_on_and_reported_before() {
+    for g in [Generation::V6_1, Generation::V6_13] {
+        let err = kernel(mask_change_racing_an_assignment(g).unwrap_err());
+        assert_eq!(err.errno, Some(libc::EBUSY), "{g:?}");
+    }
+    // 5.x has no in-use callback: the write succeeds, the scan after it says what was lost
+    for g in [Generation::V5_10, Generation::V5_15] {
+        let out = mask_change_racing_an_assignment(g).unwrap();
+        assert!(
+            out.warnings.iter().any(|w| w.contains(&format!(
+                "APQN 03.00ab (3.171) of mdev {W} (assigned after the check; vfio_ap before Linux 6.0 does not refuse this)"
+            ))),
+            "{g:?}: {:?}",
+            out.warnings
+        );
+    }
+}
+
 #[test]
 fn masks_write_absolute_hex_and_roll_back_the_first_on_failure() {
     let e = env();
@@ -1115,4 +1154,52 @@ fn an_ap_config_write_the_kernel_does_not_apply_is_reported() {
         out.warnings
     );
     assert!(e.model.state().mdevs[U].adm.test(4));
+}
+
+#[test]
+fn before_6_0_force_lets_the_kernel_decide_whether_a_guest_holds_the_mdev() {
+    let delta = |force| MatrixChange {
+        domains: vec![Apqi(16)],
+        force,
+        ..Default::default()
+    };
+    for kvm_attached in [false, true] {
+        let e = env();
+        e.model.with_state(|s| {
+            s.generation = Generation::V5_15;
+            s.aqmask.clear(16);
+            s.queues.push(Apqn::new(5, 16));
+            // QEMU has the group open; a KVM is attached only once the device is opened
+            s.mdevs.get_mut(U).unwrap().in_use = kvm_attached;
+        });
+        e.tree
+            .write("proc/4242/comm", "qemu-system-s39\n")
+            .write(
+                "proc/4242/cmdline",
+                "qemu-system-s390x\0-name\0guest=web1\0",
+            )
+            .link("proc/4242/fd/9", "/dev/vfio/0");
+        let err = change(&e.root, &e.model, &e.lock, U, &delta(false), true).unwrap_err();
+        assert!(err.to_string().contains("guest web1"), "{err}");
+        assert!(err.hint().unwrap().contains("--force"), "{err}");
+        assert!(e.model.writes().is_empty());
+        let forced = change(&e.root, &e.model, &e.lock, U, &delta(true), true);
+        if kvm_attached {
+            let err = kernel(forced.unwrap_err());
+            assert_eq!(err.errno, Some(libc::EBUSY));
+            assert!(
+                err.message.contains("vfio_ap before Linux 6.0"),
+                "{}",
+                err.message
+            );
+            assert!(
+                err.message.contains("nothing was changed"),
+                "{}",
+                err.message
+            );
+        } else {
+            forced.unwrap();
+            assert!(e.model.state().mdevs[U].aqm.test(16));
+        }
+    }
 }

@@ -9,6 +9,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// Everything that can go wrong talking QMP. No variant is ever produced by a panic:
 /// every input from the peer maps to one of these.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The socket could not be connected (missing, refused, not a socket).
     #[error("cannot connect to the QMP socket {path}: {source}")]
