@@ -38,7 +38,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = vfio::mdev::ApConfig::parse(&text);
     let _ = vfio::mdev::parse_matrix(&text);
     let _ = vfio::mdev::parse_control_domains(&text);
-    let _ = vfio::ap::kstrtoul(&text);
+    let _ = vfio::number::kstrtoul(&text);
+    let _ = vfio::number::strtol_u8_prefix(&text);
+    let _ = vfio::number::atoi(text.as_bytes());
+    let _ = vfio::mdev_uuid::normalize(&text);
     let _ = text.parse::<vfio::Apqn>();
     let _ = text.parse::<vfio::Apid>();
     let _ = vfio::mdevctl::Definition::parse("00000000-0000-4000-8000-000000000000", &text);

@@ -134,11 +134,6 @@ impl Opts {
     }
 }
 
-/// The `sysfsdev=` path of an mdev, as libvirt writes it.
-pub fn mdev_sysfs_path(uuid: &uuid::Uuid) -> PathBuf {
-    PathBuf::from(format!("/sys/bus/mdev/devices/{}", uuid.hyphenated()))
-}
-
 /// Decides the vfio backend for `spec` with this QEMU and host.
 pub fn choose_backend(spec: &VmSpec, caps: Option<&QemuCaps>, host: &HostFacts) -> ChosenBackend {
     if spec.mdev.is_none() {
@@ -305,7 +300,7 @@ pub fn build(
     if let Some(uuid) = &spec.mdev {
         let mut dev = Opts::new("vfio-ap")
             .kv("id", VFIO_AP_ID)
-            .path("sysfsdev", &mdev_sysfs_path(uuid));
+            .path("sysfsdev", Path::new(&vfio::mdev_uuid::sysfsdev(uuid)));
         if backend == ChosenBackend::Iommufd {
             argv.push("-object".into());
             argv.push(

@@ -259,24 +259,17 @@ pub struct Unplugged {
     pub event: Event,
 }
 
-/// The sysfsdev value for an mdev, in libvirt's form. It is the path as the host's QEMU
-/// sees it, never resolved under a host root.
-pub fn mdev_sysfsdev(uuid: &str) -> String {
-    format!("/sys/bus/mdev/devices/{uuid}")
-}
-
 /// The id used when none is given: `ap-` and the UUID's first 8 digits.
 pub fn default_id(uuid: &str) -> String {
     format!("ap-{}", uuid.get(..8).unwrap_or(uuid))
 }
 
-/// Normalizes an mdev UUID (lower case, hyphenated).
+/// Normalizes an mdev UUID (lower case, hyphenated; the forms [`vfio::mdev_uuid`]
+/// accepts).
 pub fn normalize_uuid(given: &str) -> Result<String> {
-    uuid::Uuid::parse_str(given.trim())
-        .map(|u| u.hyphenated().to_string())
-        .map_err(|_| Error::InvalidUuid {
-            given: given.to_string(),
-        })
+    vfio::mdev_uuid::normalize(given).map_err(|_| Error::InvalidUuid {
+        given: given.to_string(),
+    })
 }
 
 /// Whether QEMU accepts `id` as a device id (its `id_wellformed` rule).
@@ -284,13 +277,6 @@ pub fn valid_id(id: &str) -> bool {
     let mut chars = id.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
-}
-
-fn uuid_of_sysfsdev(sysfsdev: &str) -> Option<String> {
-    let last = sysfsdev.trim_end_matches('/').rsplit('/').next()?;
-    uuid::Uuid::parse_str(last)
-        .ok()
-        .map(|u| u.hyphenated().to_string())
 }
 
 /// The children of a QOM container as (name, type); an absent container is empty.
@@ -334,7 +320,7 @@ pub fn list(qmp: &mut Qmp, root: Option<&HostRoot>) -> Result<Vec<VfioApDevice>>
                 Ok(_) | Err(qmp::Error::Command { .. }) => None,
                 Err(e) => return Err(e.into()),
             };
-            let uuid = sysfsdev.as_deref().and_then(uuid_of_sysfsdev);
+            let uuid = sysfsdev.as_deref().and_then(vfio::mdev_uuid::of_sysfsdev);
             let matrix = match (root, &uuid) {
                 (Some(root), Some(u)) => mdev_host::matrix(root, u),
                 _ => None,
@@ -381,7 +367,7 @@ pub fn hotplug(qmp: &mut Qmp, root: &HostRoot, request: &HotplugRequest) -> Resu
     {
         return Err(Error::IdInUse { id, qom_type });
     }
-    let sysfsdev = mdev_sysfsdev(&uuid);
+    let sysfsdev = vfio::mdev_uuid::sysfsdev(&uuid);
     let added = qmp.execute(
         "device_add",
         json!({ "driver": "vfio-ap", "id": id, "sysfsdev": sysfsdev }),
@@ -433,7 +419,7 @@ pub fn find(devices: &[VfioApDevice], target: &UnplugTarget) -> Option<VfioApDev
             .iter()
             .find(|d| d.id.as_deref() == Some(id.as_str()) || d.qom_path == *id),
         UnplugTarget::Mdev(uuid) => {
-            let want = uuid_of_sysfsdev(uuid);
+            let want = vfio::mdev_uuid::of_sysfsdev(uuid);
             devices.iter().find(|d| d.uuid.is_some() && d.uuid == want)
         }
     }
@@ -531,8 +517,10 @@ mod tests {
             Err(Error::InvalidUuid { .. })
         ));
         assert_eq!(
-            uuid_of_sysfsdev("/sys/devices/vfio_ap/matrix/62177883-f1bb-47f0-914d-32a22e3a8804/")
-                .as_deref(),
+            vfio::mdev_uuid::of_sysfsdev(
+                "/sys/devices/vfio_ap/matrix/62177883-f1bb-47f0-914d-32a22e3a8804/"
+            )
+            .as_deref(),
             Some("62177883-f1bb-47f0-914d-32a22e3a8804")
         );
         assert_eq!(

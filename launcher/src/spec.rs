@@ -871,7 +871,7 @@ pub fn validate(
 
     let mdev = match &input.mdev {
         None => None,
-        Some(text) => Some(parse_uuid(text).ok_or_else(|| {
+        Some(text) => Some(vfio::mdev_uuid::parse(text).ok_or_else(|| {
             SpecError::new(
                 name!(mdev, "--mdev", "mdev"),
                 format!("{text:?} is not a UUID"),
@@ -1303,14 +1303,6 @@ fn check_extra_args_for_pv(args: &[OsString]) -> Result<(), SpecError> {
         }
     }
     Ok(())
-}
-
-/// Parses a UUID in its hyphenated form (the only form sysfs uses), any case.
-pub fn parse_uuid(text: &str) -> Option<Uuid> {
-    if text.len() != 36 {
-        return None;
-    }
-    Uuid::parse_str(text).ok()
 }
 
 #[cfg(test)]

@@ -195,7 +195,7 @@ pub fn app_error(e: vfio::Error) -> AppError {
 /// Validates an mdev UUID given on the command line: malformed input is a usage error
 /// (exit 2) in every command.
 pub fn valid_uuid(given: &str) -> Result<String, AppError> {
-    vfio::error::normalize_uuid(given).map_err(app_error)
+    vfio::mdev_uuid::normalize(given).map_err(app_error)
 }
 
 fn lock(root: &HostRoot, args: &LockArgs) -> Result<ApLock, AppError> {

@@ -150,38 +150,18 @@ impl FromStr for Apqi {
 }
 
 /// Parses an id typed by a user the way chzdev reads numbers
-/// ([`crate::mask::chzdev_number`], C `strtoul` base 0): decimal (`171`), hex with `0x`
+/// ([`crate::number::strtoul_whole`], C `strtoul` base 0): decimal (`171`), hex with `0x`
 /// (`0xab`) or octal with a leading `0` (`010` is 8, as the kernel reads it too).
 pub fn parse_user_id(s: &str, expected: &'static str) -> Result<u8, ParseIdError> {
     let t = s.trim();
     (!t.is_empty())
-        .then(|| crate::mask::chzdev_number(t))
+        .then(|| crate::number::strtoul_whole(t))
         .flatten()
         .and_then(|v| u8::try_from(v).ok())
         .ok_or_else(|| ParseIdError {
             input: s.to_string(),
             expected,
         })
-}
-
-/// The kernel's `kstrtoul(buf, 0, ...)` as the vfio_ap attributes use it: `0x` hex,
-/// leading `0` octal, else decimal; one trailing `\n` allowed; nothing else. `None` is
-/// the kernel's EINVAL (or ERANGE on overflow). Like `kstrtoull`, one leading `+` is
-/// accepted.
-pub fn kstrtoul(s: &str) -> Option<u64> {
-    let s = s.strip_suffix('\n').unwrap_or(s);
-    let s = s.strip_prefix('+').unwrap_or(s);
-    let (digits, radix) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        (h, 16)
-    } else if s.len() > 1 && s.starts_with('0') {
-        (&s[1..], 8)
-    } else {
-        (s, 10)
-    };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    u64::from_str_radix(digits, radix).ok()
 }
 
 impl Serialize for Apqn {
@@ -233,23 +213,5 @@ mod tests {
         assert!("0x100".parse::<Apid>().is_err());
         assert!("-1".parse::<Apid>().is_err());
         assert!("".parse::<Apid>().is_err());
-    }
-
-    #[test]
-    fn kstrtoul_base_zero() {
-        assert_eq!(kstrtoul("171"), Some(171));
-        assert_eq!(kstrtoul("0xab\n"), Some(171));
-        assert_eq!(kstrtoul("0XAB"), Some(171));
-        assert_eq!(kstrtoul("010"), Some(8));
-        assert_eq!(kstrtoul("0"), Some(0));
-        assert_eq!(kstrtoul("08"), None);
-        assert_eq!(kstrtoul("0x"), None);
-        assert_eq!(kstrtoul("1\n\n"), None);
-        assert_eq!(kstrtoul(" 1"), None);
-        assert_eq!(kstrtoul("+1"), Some(1));
-        assert_eq!(kstrtoul("++1"), None);
-        assert_eq!(kstrtoul("-1"), None);
-        assert_eq!(kstrtoul(""), None);
-        assert_eq!(kstrtoul("99999999999999999999999"), None);
     }
 }

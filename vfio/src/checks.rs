@@ -2,9 +2,9 @@
 
 use crate::ap::{Apid, Apqn};
 use crate::device::{group_status, GroupStatus};
-use crate::error::normalize_uuid;
 use crate::lifecycle::free_command;
 use crate::mdev::MDEV_TYPE;
+use crate::mdev_uuid;
 use crate::mdevctl::Start;
 use crate::scan::{ApScan, Owner};
 use host::{Check, HostRoot};
@@ -84,7 +84,7 @@ fn checks_inner(
     uuid: &str,
 ) -> Vec<Check> {
     let mut out = active_checks(root, scan, owners, uuid);
-    out.push(match normalize_uuid(uuid) {
+    out.push(match mdev_uuid::normalize(uuid) {
         Ok(u) => persistent_check(root, scan, &u),
         Err(_) => Check::skip("mdev-persistent", "no valid mdev UUID"),
     });
@@ -165,7 +165,7 @@ fn active_checks(
             out.push(Check::skip(*id, why.to_string()));
         }
     };
-    let uuid = match normalize_uuid(uuid) {
+    let uuid = match mdev_uuid::normalize(uuid) {
         Ok(u) => u,
         Err(e) => {
             out.push(Check::fail(

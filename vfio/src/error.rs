@@ -152,23 +152,3 @@ pub struct KernelError {
     /// What the rollback did, when one was needed.
     pub rollback: Option<String>,
 }
-
-/// Validates and lower-cases a UUID (the kernel names mdevs in lower case).
-pub fn normalize_uuid(input: &str) -> Result<String> {
-    let t = input.trim();
-    let ok = t.len() == 36
-        && t.char_indices().all(|(i, c)| {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                c == '-'
-            } else {
-                c.is_ascii_hexdigit()
-            }
-        });
-    if ok {
-        Ok(t.to_ascii_lowercase())
-    } else {
-        Err(Error::BadUuid {
-            input: input.to_string(),
-        })
-    }
-}

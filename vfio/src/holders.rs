@@ -76,7 +76,7 @@ pub fn find(root: &HostRoot, mdev: &MdevInfo) -> Vec<Holder> {
     let wanted = nodes(mdev);
     let sysfsdevs = [
         format!("/sys/devices/vfio_ap/matrix/{}", mdev.uuid),
-        format!("/sys/bus/mdev/devices/{}", mdev.uuid),
+        crate::mdev_uuid::sysfsdev(&mdev.uuid),
     ];
     let Ok(entries) = root.read_dir("proc") else {
         return Vec::new();

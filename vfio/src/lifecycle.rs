@@ -8,11 +8,12 @@
 //! errno the kernel answers becomes a message naming the APQN, id, mdev or mask.
 
 use crate::ap::{Apid, Apqi, Apqn};
-use crate::error::{normalize_uuid, Error, KernelError, Result};
+use crate::error::{Error, KernelError, Result};
 use crate::holders::Holder;
 use crate::lock::ApLock;
 use crate::mask::{Mask, MaskSpec};
 use crate::mdev::{ApConfig, MdevInfo, MATRIX_DIR, MDEV_TYPE, TYPE_DIR};
+use crate::mdev_uuid;
 use crate::mdevctl::{self, Definition, IdKind, Start};
 use crate::scan::ApScan;
 use crate::write::{errno_name, SysfsWriter};
@@ -395,7 +396,7 @@ pub fn create(
     req: &CreateRequest,
 ) -> Result<Outcome> {
     let uuid = match &req.uuid {
-        Some(u) => normalize_uuid(u)?,
+        Some(u) => mdev_uuid::normalize(u)?,
         None => uuid::Uuid::new_v4().to_string(),
     };
     let scan = writer.scan(root);
@@ -577,7 +578,7 @@ pub fn change(
     delta: &MatrixChange,
     assign: bool,
 ) -> Result<Outcome> {
-    let uuid = normalize_uuid(uuid)?;
+    let uuid = mdev_uuid::normalize(uuid)?;
     if delta.is_empty() {
         return Err(Error::Refused {
             kind: "usage",
@@ -1036,7 +1037,7 @@ pub fn remove(
     _lock: &ApLock,
     req: &RemoveRequest,
 ) -> Result<Outcome> {
-    let uuid = normalize_uuid(&req.uuid)?;
+    let uuid = mdev_uuid::normalize(&req.uuid)?;
     let scan = writer.scan(root);
     let mut outcome = Outcome {
         uuid: uuid.clone(),
@@ -1427,7 +1428,7 @@ pub struct MdevShow {
 
 /// Reads one mdev for `show`.
 pub fn show(root: &HostRoot, uuid: &str) -> Result<MdevShow> {
-    let uuid = normalize_uuid(uuid)?;
+    let uuid = mdev_uuid::normalize(uuid)?;
     let scan = ApScan::read(root);
     let active = match MdevInfo::read(root, &uuid) {
         Ok(m) => Some(m),

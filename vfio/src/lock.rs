@@ -20,6 +20,7 @@
 //! and SIGQUIT (a handler that unlinks it and then lets the signal's previous disposition act).
 
 use crate::error::{Error, Result};
+use crate::number::atoi;
 use host::HostRoot;
 use std::ffi::CString;
 use std::io::{Read, Write};
@@ -311,35 +312,6 @@ fn release_if_ours(path: &Path, pid: i32) -> bool {
     }
 }
 
-/// C's `atoi` as glibc does it (`(int) strtol(s, NULL, 10)`): leading white space, a sign,
-/// decimal digits up to the first other byte; 0 when there is no number.
-pub fn atoi(bytes: &[u8]) -> i32 {
-    let mut i = 0;
-    while bytes
-        .get(i)
-        .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
-    {
-        i += 1;
-    }
-    let negative = match bytes.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
-    let mut value: i64 = 0;
-    while let Some(d) = bytes.get(i).filter(|b| b.is_ascii_digit()) {
-        value = value.saturating_mul(10).saturating_add(i64::from(d - b'0'));
-        i += 1;
-    }
-    (if negative { -value } else { value }) as i32
-}
-
 /// libutil's `pid_exists`: `kill(pid, 0)`; EPERM counts as alive (another user's process).
 fn pid_exists(pid: i32) -> bool {
     // SAFETY: signal 0 only checks for existence and permission.
@@ -559,16 +531,5 @@ mod tests {
         tree.write(LOCK_FILE, "1\n");
         drop(held);
         assert_eq!(tree.read(LOCK_FILE), "1\n");
-    }
-
-    #[test]
-    fn atoi_reads_like_c() {
-        assert_eq!(atoi(b"1234\n"), 1234);
-        assert_eq!(atoi(b"  42abc"), 42);
-        assert_eq!(atoi(b"+7"), 7);
-        assert_eq!(atoi(b"-7"), -7);
-        assert_eq!(atoi(b"abc"), 0);
-        assert_eq!(atoi(b""), 0);
-        assert_eq!(atoi(b"\n12"), 12);
     }
 }

@@ -10,6 +10,7 @@
 //! - chzdev's decimal lists: absolute `0-1,3-255` (starts from an empty mask) or relative
 //!   `+2,-4-8`; mixing absolute and relative terms is an error.
 
+use crate::number::{simple_strtoul, strtoul_whole};
 use serde::{Serialize, Serializer};
 use std::fmt;
 
@@ -311,7 +312,7 @@ impl Mask {
     /// starting with `+`/`-` is an absolute list starting from an empty mask (`0-4,0x7`),
     /// otherwise every entry is a change of the current mask (`+0-4,-0xf0`). Entries are
     /// separated by commas (empty entries are skipped, as `strtok` does); a range splits at
-    /// its first `-`; each number is read by [`chzdev_number`] (C `strtoul` base 0: `0x` hex,
+    /// its first `-`; each number is read by [`strtoul_whole`] (C `strtoul` base 0: `0x` hex,
     /// a leading `0` octal, else decimal). chzdev silently ignores a backwards range
     /// (`5-3`: it compares pointers); aplaunch refuses it.
     pub fn parse_chzdev(input: &str, current: &Mask) -> Result<Mask, MaskError> {
@@ -346,7 +347,7 @@ impl Mask {
                 return Err(mask_err(bytes, format!("entry {entry:?} has no number")));
             }
             let number = |text: &str| {
-                chzdev_number(text).filter(|n| *n <= 255).ok_or_else(|| {
+                strtoul_whole(text).filter(|n| *n <= 255).ok_or_else(|| {
                     mask_err(
                         bytes,
                         format!("{text:?} is not a number 0..255 (decimal, 0x hex, or octal with a leading 0)"),
@@ -381,106 +382,6 @@ impl Mask {
     }
 }
 
-/// A number as chzdev (and libap) read one: C `strtoul(text, &end, 0)`, and all of `text`
-/// must be consumed. Optional white space and sign, then `0x`/`0X` hex, a leading `0`
-/// octal, else decimal. As in C, an empty text is 0, a negative number wraps and overflow
-/// saturates at `u64::MAX`. `None` when anything is left over.
-pub fn chzdev_number(text: &str) -> Option<u64> {
-    let s = text.as_bytes();
-    let mut i = 0;
-    while s
-        .get(i)
-        .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
-    {
-        i += 1;
-    }
-    let negative = match s.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
-    let rest = &s[i..];
-    let (base, digits) = match rest {
-        [b'0', b'x' | b'X', d, ..] if d.is_ascii_hexdigit() => (16, &rest[2..]),
-        [b'0', ..] => (8, rest),
-        _ => (10, rest),
-    };
-    let mut value: u64 = 0;
-    let mut overflow = false;
-    let mut used = 0;
-    for &c in digits {
-        let Some(d) = (c as char).to_digit(base) else {
-            break;
-        };
-        match value
-            .checked_mul(u64::from(base))
-            .and_then(|v| v.checked_add(u64::from(d)))
-        {
-            Some(v) => value = v,
-            None => overflow = true,
-        }
-        used += 1;
-    }
-    if used == 0 {
-        // no digits: strtoul leaves `end` at the start of the text
-        return text.is_empty().then_some(0);
-    }
-    if digits.len() != used {
-        return None;
-    }
-    Some(if overflow {
-        u64::MAX
-    } else if negative {
-        value.wrapping_neg()
-    } else {
-        value
-    })
-}
-
-/// The kernel's `simple_strtoul(s, &end, 0)`: returns the value (wrapping on overflow, as
-/// the kernel does) and the number of bytes consumed (0 when no digit was read).
-fn simple_strtoul(s: &[u8]) -> (u64, usize) {
-    let mut i = 0;
-    let base: u64 = if s.first() == Some(&b'0') {
-        if matches!(s.get(1), Some(b'x') | Some(b'X'))
-            && s.get(2).is_some_and(|c| c.is_ascii_hexdigit())
-        {
-            i = 2;
-            16
-        } else {
-            8
-        }
-    } else {
-        10
-    };
-    let start = i;
-    let mut value: u64 = 0;
-    while let Some(&c) = s.get(i) {
-        let d = match c {
-            b'0'..=b'9' => (c - b'0') as u64,
-            b'a'..=b'f' => (c - b'a' + 10) as u64,
-            b'A'..=b'F' => (c - b'A' + 10) as u64,
-            _ => break,
-        };
-        if d >= base {
-            break;
-        }
-        value = value.wrapping_mul(base).wrapping_add(d);
-        i += 1;
-    }
-    if i == start {
-        // "0x" not followed by a hex digit was read as octal 0 above; here nothing at all.
-        return (0, 0);
-    }
-    (value, i)
-}
-
 /// A mask change as a user gives it on the command line, in any of the three syntaxes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MaskSpec {
@@ -508,7 +409,7 @@ impl MaskSpec {
                 let kernel = Mask::parse_kernel_absolute(spec.to_ascii_lowercase().as_bytes());
                 return Err(mask_err(
                     bytes,
-                    match (kernel, chzdev_number(spec).filter(|n| *n <= 255)) {
+                    match (kernel, strtoul_whole(spec).filter(|n| *n <= 255)) {
                         (Ok(k), Some(n)) => format!(
                             "ambiguous: the kernel reads it as the mask of bits {}, chzdev as bit {n}; write the mask with all 64 hex digits, or the bits as a list ({n} or {})",
                             k.to_ranges(),
@@ -738,31 +639,6 @@ mod tests {
             "1,+2", "+1,2", "256", "5-4", "0x", "08", "a", "1-", "-1-2-3", ",", "", "+", "0x1g",
         ] {
             assert!(Mask::parse_chzdev(bad, &cur).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn chzdev_numbers_are_strtoul_base_zero() {
-        for (text, want) in [
-            ("7", Some(7)),
-            ("0x7", Some(7)),
-            ("0XfF", Some(255)),
-            ("010", Some(8)),
-            ("0", Some(0)),
-            ("", Some(0)),
-            (" 5", Some(5)),
-            ("+5", Some(5)),
-            ("-0", Some(0)),
-            ("-1", Some(u64::MAX)),
-            ("99999999999999999999999", Some(u64::MAX)),
-            ("08", None),
-            ("0x", None),
-            ("5 ", None),
-            ("5a", None),
-            (" ", None),
-            ("+", None),
-        ] {
-            assert_eq!(chzdev_number(text), want, "{text:?}");
         }
     }
 

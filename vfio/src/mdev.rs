@@ -1,8 +1,9 @@
 //! One vfio_ap mediated device as sysfs shows it.
 
 use crate::ap::{Apid, Apqi, Apqn};
-use crate::error::{normalize_uuid, Error, Result};
+use crate::error::{Error, Result};
 use crate::mask::Mask;
+use crate::mdev_uuid;
 use host::HostRoot;
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -160,7 +161,7 @@ pub fn format_matrix(adapters: &[Apid], domains: &[Apqi]) -> String {
 impl MdevInfo {
     /// Reads the mdev `uuid` from `sys/devices/vfio_ap/matrix/<uuid>`.
     pub fn read(root: &HostRoot, uuid: &str) -> Result<MdevInfo> {
-        let uuid = normalize_uuid(uuid)?;
+        let uuid = mdev_uuid::normalize(uuid)?;
         let dir = mdev_dir(&uuid);
         if !root.is_dir(&dir) {
             if !root.is_dir(MATRIX_DIR) {
@@ -231,7 +232,7 @@ impl MdevInfo {
 
     /// The sysfs path QEMU is given: `/sys/bus/mdev/devices/<uuid>`.
     pub fn sysfs_path(&self) -> String {
-        format!("/sys/bus/mdev/devices/{}", self.uuid)
+        mdev_uuid::sysfsdev(&self.uuid)
     }
 
     /// APQNs assigned but not given to the guest (`matrix` minus `guest_matrix`).

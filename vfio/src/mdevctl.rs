@@ -14,10 +14,12 @@
 //! base 0, `ap_config` (Linux 6.x, vfio_ap_ops.c `ap_config_store`) replacing all three
 //! masks; s390-tools' libap (libap/ap.c `load_attr_to_device`) reads `ap_config` too.
 
-use crate::ap::{kstrtoul, Apid, Apqi};
-use crate::error::{normalize_uuid, Error, Result};
+use crate::ap::{Apid, Apqi};
+use crate::error::{Error, Result};
 use crate::mask::Mask;
 use crate::mdev::MDEV_TYPE;
+use crate::mdev_uuid;
+use crate::number::{kstrtoul, strtol_u8_prefix};
 use host::HostRoot;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -395,8 +397,10 @@ impl Definition {
         let mut libap_domains = BTreeSet::new();
         for (k, v) in &self.attrs {
             match k.as_str() {
-                "assign_adapter" => libap_adapters.extend(v.split(',').filter_map(c_strtol_u8)),
-                "assign_domain" => libap_domains.extend(v.split(',').filter_map(c_strtol_u8)),
+                "assign_adapter" => {
+                    libap_adapters.extend(v.split(',').filter_map(strtol_u8_prefix))
+                }
+                "assign_domain" => libap_domains.extend(v.split(',').filter_map(strtol_u8_prefix)),
                 "ap_config" => {
                     if let Ok((apm, aqm, _, _)) = parse_ap_config(v) {
                         libap_adapters = apm.iter().collect();
@@ -421,39 +425,6 @@ impl Definition {
     }
 }
 
-/// C's `strtol(s, NULL, 0)` as libap uses it on one list item (leading blanks, a sign,
-/// `0x` hex, leading `0` octal, else decimal, up to the first other character; no digits
-/// is 0), kept when it is an id 0..255.
-fn c_strtol_u8(s: &str) -> Option<u8> {
-    let s = s.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
-    let (negative, s) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let (radix, digits) = if (s.starts_with("0x") || s.starts_with("0X"))
-        && s[2..].starts_with(|c: char| c.is_ascii_hexdigit())
-    {
-        (16, &s[2..])
-    } else if s.starts_with('0') {
-        (8, s)
-    } else {
-        (10, s)
-    };
-    let end = digits
-        .find(|c: char| !c.is_digit(radix))
-        .unwrap_or(digits.len());
-    let value = if end == 0 {
-        0
-    } else {
-        u64::from_str_radix(&digits[..end], radix).ok()?
-    };
-    if negative && value != 0 {
-        return None;
-    }
-    u8::try_from(value).ok()
-}
-
 /// The UUID (lower case, hyphens) a definition file's name stands for, read as mdevctl
 /// reads it (`Uuid::parse_str` of the uuid crate Debian builds it with: 32 hex digits,
 /// 8-4-4-4-12, the latter in braces or after `urn:uuid:`; hex digits in either case).
@@ -465,7 +436,7 @@ pub fn definition_file_uuid(name: &str) -> Option<String> {
         .or_else(|| name.strip_prefix("urn:uuid:"))
         .unwrap_or(name);
     if hyphenated.len() == 36 {
-        return normalize_uuid(hyphenated).ok();
+        return mdev_uuid::normalize(hyphenated).ok();
     }
     if name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
         let l = name.to_ascii_lowercase();
@@ -489,7 +460,7 @@ pub fn definition_path(file_name: &str) -> String {
 /// The names of every file in `/etc/mdevctl.d/matrix` that mdevctl reads as a definition
 /// of `uuid` (usually one, the lower-case name; mdevctl lists each of them).
 pub fn definition_files(root: &HostRoot, uuid: &str) -> Result<Vec<String>> {
-    let uuid = normalize_uuid(uuid)?;
+    let uuid = mdev_uuid::normalize(uuid)?;
     let names = match root.read_dir(DEFINITIONS_DIR) {
         Ok(n) => n,
         Err(e) if e.is_not_found() => return Ok(Vec::new()),
@@ -528,7 +499,7 @@ pub fn read_definition(root: &HostRoot, uuid: &str) -> Result<Option<Definition>
             kind: "definition",
             message: format!(
                 "mdev {} has {} definition files in {}: {} (mdevctl reads each of them: \"Multiple definitions found\")",
-                normalize_uuid(uuid)?,
+                mdev_uuid::normalize(uuid)?,
                 many.len(),
                 root.path(DEFINITIONS_DIR).display(),
                 many.join(", ")
@@ -567,7 +538,7 @@ fn file_mode(root: &HostRoot, existing: Option<&str>) -> u32 {
 /// definition read from a file of another name (`62177883-F1BB-...`) moves to the
 /// lower-case name, the one `mdevctl undefine` and `mdevctl modify` use.
 pub fn write_definition(root: &HostRoot, def: &Definition, force: bool) -> Result<PathBuf> {
-    let uuid = normalize_uuid(&def.uuid)?;
+    let uuid = mdev_uuid::normalize(&def.uuid)?;
     let target = root.path(definition_path(&uuid));
     let existing = definition_files(root, &uuid)?;
     if !force && !existing.is_empty() {
@@ -725,12 +696,6 @@ mod tests {
             vec![crate::ap::Apqn::new(5, 4), crate::ap::Apqn::new(5, 16)]
         );
         assert!(d.warnings.iter().any(|w| w.contains("unassign")));
-        assert_eq!(c_strtol_u8(" 010"), Some(8));
-        assert_eq!(c_strtol_u8("0x1f,"), Some(31));
-        assert_eq!(c_strtol_u8("7abc"), Some(7));
-        assert_eq!(c_strtol_u8("abc"), Some(0));
-        assert_eq!(c_strtol_u8("0x"), Some(0));
-        assert_eq!(c_strtol_u8("256"), None);
     }
 
     #[test]

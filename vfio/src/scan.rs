@@ -138,10 +138,6 @@ pub struct ApScan {
     pub problems: Vec<String>,
 }
 
-fn is_uuid(name: &str) -> bool {
-    crate::error::normalize_uuid(name).is_ok() && name.len() == 36
-}
-
 fn parse_card_name(name: &str) -> Option<Apid> {
     let hex = name.strip_prefix("card")?;
     if hex.len() != 2 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -467,7 +463,7 @@ impl ApScan {
                 return;
             }
         };
-        for name in names.iter().filter(|n| is_uuid(n)) {
+        for name in names.iter().filter(|n| crate::mdev_uuid::is_sysfs_name(n)) {
             match MdevInfo::read(root, name) {
                 Ok(m) => self.mdevs.push(m),
                 Err(e) => self.problem(e),
