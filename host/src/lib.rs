@@ -15,7 +15,7 @@ pub mod resolve;
 pub mod root;
 pub mod sysfs;
 
-pub use check::{Check, Report, Status};
+pub use check::{Check, CheckId, Report, Status};
 pub use dir::HostDir;
 pub use error::{Error, Result};
 pub use resolve::Resolution;
