@@ -203,8 +203,12 @@ fn remove_names_the_guest_holding_the_mdev_on_every_generation() {
             hint.contains(&format!("aplaunch ap mdev remove {U} --unplug")),
             "{k}: {hint}"
         );
-        // --unplug with the QMP socket of the command line: nobody listens there
-        let (code, doc) = json(tree.path(), &["ap", "mdev", "remove", U, "--unplug"]);
+        // --unplug with the QMP socket of the command line: nobody listens there (connecting
+        // is retried until --timeout)
+        let (code, doc) = json(
+            tree.path(),
+            &["ap", "mdev", "remove", U, "--unplug", "--timeout", "2"],
+        );
         assert_eq!(code, 3, "{k}: {doc}");
         assert!(
             doc["error"]["message"]

@@ -77,6 +77,7 @@ impl PlanError {
 /// the QMP socket `NAME.qmp` in [`launch::default_qmp_dir`], QEMU discovered on PATH,
 /// its seccomp sandbox on.
 #[derive(Debug, Clone, Default)]
+#[must_use = "a Launch does nothing until it is planned"]
 pub struct Launch {
     /// The inputs given here (they override the config file's keys).
     input: SpecInput,
