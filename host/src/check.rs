@@ -1,36 +1,15 @@
 //! The readiness report: checks with stable ids that every crate contributes to.
 
-use serde::{Serialize, Serializer};
-use std::fmt::{self, Write as _};
-use std::str::FromStr;
+use crate::names::string_enum;
+use serde::Serialize;
+use std::fmt::Write as _;
 
-/// Declares [`CheckId`] from one list, so the enum, its strings and [`CheckId::ALL`] cannot
-/// drift apart.
-macro_rules! check_ids {
-    ($($(#[doc = $doc:literal])+ $variant:ident = $text:literal,)+) => {
-        /// The stable id of a check, as scripts match it in JSON (`"id": "kvm"`) and the
-        /// README's check tables list it. New checks add variants, hence non-exhaustive.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        #[non_exhaustive]
-        pub enum CheckId {
-            $($(#[doc = $doc])+ $variant,)+
-        }
-
-        impl CheckId {
-            /// Every id, in the order the README lists them.
-            pub const ALL: &'static [CheckId] = &[$(CheckId::$variant,)+];
-
-            /// The id as it appears in output (`facility-158`, `mdev-free`, ...).
-            pub const fn as_str(self) -> &'static str {
-                match self {
-                    $(CheckId::$variant => $text,)+
-                }
-            }
-        }
-    };
-}
-
-check_ids! {
+string_enum! {
+    /// The stable id of a check, as scripts match it in JSON (`"id": "kvm"`) and the
+    /// README's check tables list it. New checks add variants, hence non-exhaustive.
+    pub enum CheckId;
+    /// A text that is no check's id.
+    pub struct UnknownCheckId("is not " "a check id");
     /// Facility 158 (the ultravisor call) in `/proc/cpuinfo`.
     Facility158 = "facility-158",
     /// `/sys/firmware/uv` exists.
@@ -93,44 +72,6 @@ check_ids! {
     QemuPvCpus = "qemu-pv-cpus",
     /// Huge-page backing for the guest's memory.
     Hugepages = "hugepages",
-}
-
-impl fmt::Display for CheckId {
-    /// The id's string; width and alignment apply (the report's table pads it).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
-impl Serialize for CheckId {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-/// A text that is no check's id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownCheckId(pub String);
-
-impl fmt::Display for UnknownCheckId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?} is not a check id", self.0)
-    }
-}
-
-impl std::error::Error for UnknownCheckId {}
-
-impl FromStr for CheckId {
-    type Err = UnknownCheckId;
-
-    /// The id whose string is exactly `s`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        CheckId::ALL
-            .iter()
-            .copied()
-            .find(|id| id.as_str() == s)
-            .ok_or_else(|| UnknownCheckId(s.to_string()))
-    }
 }
 
 /// The verdict of one check.

@@ -4,6 +4,7 @@
 use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
 use clap::Args;
+use host::ErrorKind;
 use host::HostRoot;
 use launcher::builder::{self, FdSource};
 use launcher::launch::{self, LaunchError, Planned};
@@ -181,7 +182,7 @@ impl LaunchArgs {
 
 fn spec_error(e: SpecError) -> AppError {
     let mut err = AppError::usage(e.to_string());
-    err.kind = "invalid-spec".into();
+    err.kind = ErrorKind::InvalidSpec;
     match e.hint {
         Some(h) => err.with_hint(h),
         None => err,
@@ -211,7 +212,7 @@ fn refusal(planned: &Planned) -> Option<AppError> {
     let failed: Vec<&str> = planned.report.failures().map(|c| c.id.as_str()).collect();
     Some(
         AppError::refused(
-            "checks-failed",
+            ErrorKind::ChecksFailed,
             format!(
                 "not launching: {} check(s) failed: {}",
                 failed.len(),
@@ -286,7 +287,7 @@ fn wait_for_mdev(
                 None => (why, hint),
             };
             return Err(AppError::failed(
-                "mdev-timeout",
+                ErrorKind::MdevTimeout,
                 format!(
                     "mdev {uuid} did not appear within {} s ({} does not exist): {why}",
                     timeout.as_secs_f64(),
@@ -365,7 +366,7 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
         // before the checks' report: a missing file is a usage error (exit 2), and QEMU
         // would find it only after exec (its exit 1 reads as a failed check)
         launch::check_guest_files(&planned.spec).map_err(|e| {
-            AppError::new("guest-file", super::output::Exit::Usage, e.to_string()).with_hint(
+            AppError::new(ErrorKind::GuestFile, super::output::Exit::Usage, e.to_string()).with_hint(
                 "check the path (relative paths in a config file are taken from the file's directory) and its permissions; `--dry-run` shows the command line without opening anything",
             )
         })?;
@@ -465,17 +466,21 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
         _ => "",
     };
     let app = match &err {
-        LaunchError::QmpInUse { .. } => AppError::refused("qmp-in-use", err.to_string()),
-        LaunchError::ConsoleInUse { .. } => AppError::refused("console-in-use", err.to_string()),
+        LaunchError::QmpInUse { .. } => AppError::refused(ErrorKind::QmpInUse, err.to_string()),
+        LaunchError::ConsoleInUse { .. } => {
+            AppError::refused(ErrorKind::ConsoleInUse, err.to_string())
+        }
         LaunchError::TreeRoot { .. } | LaunchError::User { .. } => AppError::usage(err.to_string()),
         LaunchError::QmpDirNotPrivate { .. } => {
-            AppError::refused("qmp-dir-not-private", err.to_string())
+            AppError::refused(ErrorKind::QmpDirNotPrivate, err.to_string())
         }
-        LaunchError::GuestFile { .. } => {
-            AppError::new("guest-file", super::output::Exit::Usage, err.to_string())
-        }
-        LaunchError::Exec(_) => AppError::failed("exec", err.to_string()),
-        _ => AppError::failed("io", err.to_string()),
+        LaunchError::GuestFile { .. } => AppError::new(
+            ErrorKind::GuestFile,
+            super::output::Exit::Usage,
+            err.to_string(),
+        ),
+        LaunchError::Exec(_) => AppError::failed(ErrorKind::Exec, err.to_string()),
+        _ => AppError::failed(ErrorKind::Io, err.to_string()),
     };
     Err(if hint.is_empty() {
         app

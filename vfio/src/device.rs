@@ -11,6 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::mdev::MdevInfo;
+use host::ErrorKind;
 use host::{Access, HostRoot};
 use nix::fcntl::OFlag;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -55,7 +56,7 @@ fn open_node(root: &HostRoot, node: &Path) -> Result<OwnedFd> {
 /// Opens the mdev's iommufd cdev (O_RDWR | O_CLOEXEC) for handing to QEMU.
 pub fn open_cdev(root: &HostRoot, mdev: &MdevInfo) -> Result<OwnedFd> {
     let node = cdev_node(mdev).ok_or_else(|| Error::Refused {
-        kind: "no-cdev",
+        kind: ErrorKind::NoCdev,
         message: format!(
             "mdev {} has no iommufd cdev ({}/vfio-dev is missing)",
             mdev.uuid,

@@ -1,6 +1,7 @@
 //! Errors of the vfio crate.
 
 use crate::ap::{Apid, Apqi};
+use host::ErrorKind;
 use std::path::PathBuf;
 
 /// Result alias of this crate.
@@ -43,7 +44,7 @@ pub enum Error {
     #[error("{message}")]
     Refused {
         /// Stable kind (`conflict`, `masks`, `limits`, `in-use`, `exists`, ...).
-        kind: &'static str,
+        kind: ErrorKind,
         /// What is wrong, naming the APQN, id, UUID or mask.
         message: String,
         /// How to fix it.

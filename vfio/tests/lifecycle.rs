@@ -1,5 +1,6 @@
 //! Lifecycle tests against the kernel model and through real files in host trees.
 
+use host::ErrorKind;
 use host::HostRoot;
 use std::time::Duration;
 use testkit::hosttree::HostTree;
@@ -415,7 +416,13 @@ fn ebusy_on_an_old_kernel_with_a_running_guest() {
     };
     let err = change(&e.root, &e.model, &e.lock, U, &delta, false).unwrap_err();
     assert!(
-        matches!(err, Error::Refused { kind: "in-use", .. }),
+        matches!(
+            err,
+            Error::Refused {
+                kind: ErrorKind::InUse,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(
@@ -664,7 +671,7 @@ fn masks_refuse_to_take_assigned_queues_back() {
     assert!(matches!(
         err,
         Error::Refused {
-            kind: "conflict",
+            kind: ErrorKind::Conflict,
             ..
         }
     ));
