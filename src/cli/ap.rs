@@ -192,6 +192,8 @@ pub fn app_error(e: vfio::Error) -> AppError {
         E::Host(_) | E::Io { .. } | E::Format { .. } => {
             AppError::failed(ErrorKind::Io, e.to_string())
         }
+        // an error vfio adds later: a failed operation until it is given its own kind
+        _ => AppError::failed(ErrorKind::Io, e.to_string()),
     };
     match hint {
         Some(h) => err.with_hint(h),

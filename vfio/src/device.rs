@@ -80,6 +80,7 @@ pub fn open_iommufd(root: &HostRoot) -> Result<OwnedFd> {
 
 /// The answer of the availability test.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GroupStatus {
     /// Opened; `viable` as VFIO_GROUP_GET_STATUS says.
     Free {

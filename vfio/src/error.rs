@@ -10,6 +10,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// What can go wrong in the vfio crate. Every variant names the thing at fault; the
 /// `hint` method says how to fix it.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Reading a host file failed or it was malformed.
     #[error(transparent)]

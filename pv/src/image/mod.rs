@@ -83,6 +83,7 @@ pub struct SeImage {
 
 /// The outcome of an integrity verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Integrity {
     /// All digests and nep match; `cached` when a previous full verification vouched.
     Verified {
