@@ -3,8 +3,7 @@
 use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
 use clap::{Args, Subcommand};
-use host::ErrorKind;
-use host::{HostRoot, Report};
+use host::{ErrorKind, HostRoot, Report};
 use launcher::hotplug::{self, UnplugTarget};
 use serde::Serialize;
 use std::fmt::Write as _;

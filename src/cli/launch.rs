@@ -4,8 +4,7 @@
 use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
 use clap::Args;
-use host::ErrorKind;
-use host::HostRoot;
+use host::{ErrorKind, HostRoot, Report};
 use launcher::builder::{self, FdSource};
 use launcher::launch::{self, LaunchError, Planned};
 use launcher::spec::{self, Accel, SpecError, SpecInput, VfioBackend, VmSpec};
@@ -415,31 +414,11 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
         };
     }
     if let Some(err) = refusal {
-        if out.json {
-            out.json_document(&serde_json::json!({
-                "ok": false,
-                "error": err,
-                "checks": report.checks,
-            }));
-            return Ok(err.exit);
-        }
-        out.human(&report.render(out.colour));
-        out.human("\n");
-        return Err(err);
+        return refuse_with_report(out, &report, err);
     }
     if !root.is_system() {
         if let Err(err) = exec_policy(&root, global, &args) {
-            if out.json {
-                out.json_document(&serde_json::json!({
-                    "ok": false,
-                    "error": err,
-                    "checks": report.checks,
-                }));
-                return Ok(err.exit);
-            }
-            out.human(&report.render(out.colour));
-            out.human("\n");
-            return Err(err);
+            return refuse_with_report(out, &report, err);
         }
     }
     if !out.json && !out.quiet {
@@ -491,6 +470,22 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
 
 /// A launch on a host tree execs only when the tree was named on the command line and
 /// `--exec-on-host-root` asks for it: the checks describe the tree, QEMU runs here.
+/// Ends a launch that will not start QEMU: the error with the checks (one JSON document,
+/// exit by the error), or the check table and then the error.
+fn refuse_with_report(out: &Output, report: &Report, err: AppError) -> Result<Exit, AppError> {
+    if out.json {
+        out.json_document(&serde_json::json!({
+            "ok": false,
+            "error": err,
+            "checks": report.checks,
+        }));
+        return Ok(err.exit);
+    }
+    out.human(&report.render(out.colour));
+    out.human("\n");
+    Err(err)
+}
+
 fn exec_policy(
     root: &host::HostRoot,
     global: &GlobalArgs,

@@ -11,8 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::mdev::MdevInfo;
-use host::ErrorKind;
-use host::{Access, HostRoot};
+use host::{Access, ErrorKind, HostRoot};
 use nix::fcntl::OFlag;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;

@@ -12,8 +12,7 @@
 
 use crate::error::{Error, Result};
 use crate::mask::Mask;
-use host::ErrorKind;
-use host::HostRoot;
+use host::{ErrorKind, HostRoot};
 use serde::Serialize;
 use std::path::PathBuf;
 

@@ -1,7 +1,6 @@
 //! Lifecycle tests against the kernel model and through real files in host trees.
 
-use host::ErrorKind;
-use host::HostRoot;
+use host::{ErrorKind, HostRoot};
 use std::time::Duration;
 use testkit::hosttree::HostTree;
 use testkit::kernel_model::{Generation, KernelModel};
