@@ -414,11 +414,11 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
         };
     }
     if let Some(err) = refusal {
-        return refuse_with_report(out, &report, err);
+        return refuse_with_report(out, report, err);
     }
     if !root.is_system() {
         if let Err(err) = exec_policy(&root, global, &args) {
-            return refuse_with_report(out, &report, err);
+            return refuse_with_report(out, report, err);
         }
     }
     if !out.json && !out.quiet {
