@@ -1,7 +1,78 @@
 //! The readiness report: checks with stable ids that every crate contributes to.
 
+use crate::names::string_enum;
 use serde::Serialize;
 use std::fmt::Write as _;
+
+string_enum! {
+    /// The stable id of a check, as scripts match it in JSON (`"id": "kvm"`) and the
+    /// README's check tables list it. New checks add variants, hence non-exhaustive.
+    pub enum CheckId;
+    /// A text that is no check's id.
+    pub struct UnknownCheckId("is not " "a check id");
+    /// Facility 158 (the ultravisor call) in `/proc/cpuinfo`.
+    Facility158 = "facility-158",
+    /// `/sys/firmware/uv` exists.
+    UvSysfs = "uv-sysfs",
+    /// `prot_virt_host` is 1.
+    ProtVirt = "prot-virt",
+    /// KVM can run protected guests.
+    Kvm = "kvm",
+    /// The ultravisor's vCPU and guest limits.
+    UvLimits = "uv-limits",
+    /// The ultravisor supports the SE header version.
+    UvSeHdr = "uv-se-hdr",
+    /// The host-key hashes the ultravisor publishes.
+    UvHostKeys = "uv-host-keys",
+    /// AP passthrough for secure guests.
+    UvAp = "uv-ap",
+    /// The vfio_ap module and its matrix device.
+    VfioApModule = "vfio-ap-module",
+    /// The mdev exists.
+    MdevExists = "mdev-exists",
+    /// The mdev is a `vfio_ap-passthrough` one.
+    MdevType = "mdev-type",
+    /// The mdev has adapters and usage domains.
+    MdevMatrix = "mdev-matrix",
+    /// The mdev's APQNs exist and are bound to vfio_ap.
+    MdevQueues = "mdev-queues",
+    /// No other mdev or autostart definition has the same APQNs.
+    MdevConflicts = "mdev-conflicts",
+    /// apmask/aqmask leave the APQNs to vfio_ap.
+    MdevMasks = "mdev-masks",
+    /// No other guest holds the mdev.
+    MdevFree = "mdev-free",
+    /// The mdev's autostart definition survives a reboot.
+    MdevPersistent = "mdev-persistent",
+    /// The SE image's structure.
+    ImageFormat = "image-format",
+    /// The SE header version against the ultravisor.
+    ImageVersion = "image-version",
+    /// The plaintext control flags against the ultravisor.
+    ImagePcf = "image-pcf",
+    /// A key slot for this host's key.
+    ImageHostKey = "image-host-key",
+    /// The image's digests recomputed.
+    ImageIntegrity = "image-integrity",
+    /// A QEMU binary that answers the probe.
+    QemuBinary = "qemu-binary",
+    /// QEMU can start secure guests.
+    QemuPv = "qemu-pv",
+    /// QEMU has the vfio-ap device.
+    QemuVfioAp = "qemu-vfio-ap",
+    /// The host CPU model has `unpack`.
+    CpuUnpack = "cpu-unpack",
+    /// The host CPU model has the AP features.
+    CpuAp = "cpu-ap",
+    /// The host CPU model has AP for secure guests.
+    CpuAppv = "cpu-appv",
+    /// The iommufd backend can be used.
+    VfioIommufd = "vfio-iommufd",
+    /// QEMU starts a secure guest with that many vCPUs.
+    QemuPvCpus = "qemu-pv-cpus",
+    /// Huge-page backing for the guest's memory.
+    Hugepages = "hugepages",
+}
 
 /// The verdict of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -42,7 +113,7 @@ impl Status {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
     /// Stable identifier (`facility-158`, `prot-virt`, ...); scripts match on it.
-    pub id: String,
+    pub id: CheckId,
     /// The verdict.
     pub status: Status,
     /// What was read and concluded, naming the file and the value.
@@ -54,9 +125,9 @@ pub struct Check {
 
 impl Check {
     /// A passed check.
-    pub fn pass(id: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn pass(id: CheckId, message: impl Into<String>) -> Self {
         Check {
-            id: id.into(),
+            id,
             status: Status::Pass,
             message: message.into(),
             hint: None,
@@ -64,13 +135,9 @@ impl Check {
     }
 
     /// A warning, with the hint that says how to fix it.
-    pub fn warn(
-        id: impl Into<String>,
-        message: impl Into<String>,
-        hint: impl Into<String>,
-    ) -> Self {
+    pub fn warn(id: CheckId, message: impl Into<String>, hint: impl Into<String>) -> Self {
         Check {
-            id: id.into(),
+            id,
             status: Status::Warn,
             message: message.into(),
             hint: Some(hint.into()),
@@ -78,13 +145,9 @@ impl Check {
     }
 
     /// A failure, with the hint that says how to fix it.
-    pub fn fail(
-        id: impl Into<String>,
-        message: impl Into<String>,
-        hint: impl Into<String>,
-    ) -> Self {
+    pub fn fail(id: CheckId, message: impl Into<String>, hint: impl Into<String>) -> Self {
         Check {
-            id: id.into(),
+            id,
             status: Status::Fail,
             message: message.into(),
             hint: Some(hint.into()),
@@ -92,9 +155,9 @@ impl Check {
     }
 
     /// A check that could not be decided; the message says why.
-    pub fn skip(id: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn skip(id: CheckId, message: impl Into<String>) -> Self {
         Check {
-            id: id.into(),
+            id,
             status: Status::Skip,
             message: message.into(),
             hint: None,
@@ -143,7 +206,7 @@ impl Report {
     }
 
     /// The check with this id, if it ran.
-    pub fn get(&self, id: &str) -> Option<&Check> {
+    pub fn get(&self, id: CheckId) -> Option<&Check> {
         self.checks.iter().find(|c| c.id == id)
     }
 
@@ -161,7 +224,12 @@ impl Report {
 
     /// The aligned human table; `colour` adds ANSI colours to the status column.
     pub fn render(&self, colour: bool) -> String {
-        let id_width = self.checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
+        let id_width = self
+            .checks
+            .iter()
+            .map(|c| c.id.as_str().len())
+            .max()
+            .unwrap_or(0);
         let mut out = String::new();
         for check in &self.checks {
             let status = check.status.as_str();
@@ -187,15 +255,15 @@ mod tests {
     #[test]
     fn a_failure_makes_the_report_not_ok_and_force_demotes_it() {
         let mut r = Report::new();
-        r.push(Check::pass("a", "fine"));
+        r.push(Check::pass(CheckId::Kvm, "fine"));
         assert!(r.ok);
-        r.push(Check::fail("bb", "broken", "fix it"));
+        r.push(Check::fail(CheckId::UvAp, "broken", "fix it"));
         assert!(!r.ok);
         let forced = r.clone().forced();
         assert!(forced.ok);
-        assert_eq!(forced.get("bb").unwrap().status, Status::Warn);
+        assert_eq!(forced.get(CheckId::UvAp).unwrap().status, Status::Warn);
         assert!(forced
-            .get("bb")
+            .get(CheckId::UvAp)
             .unwrap()
             .message
             .ends_with("(ignored: --force)"));
@@ -204,12 +272,12 @@ mod tests {
     #[test]
     fn render_aligns_ids_and_indents_hints() {
         let mut r = Report::new();
-        r.push(Check::pass("a", "fine"));
-        r.push(Check::warn("long-id", "meh", "do x"));
+        r.push(Check::pass(CheckId::Kvm, "fine"));
+        r.push(Check::warn(CheckId::MdevPersistent, "meh", "do x"));
         let text = r.render(false);
         assert_eq!(
             text,
-            "pass  a        fine\nwarn  long-id  meh\n               hint: do x\n"
+            "pass  kvm              fine\nwarn  mdev-persistent  meh\n                       hint: do x\n"
         );
         assert!(r.render(true).contains("\x1b[33mwarn\x1b[0m"));
     }
@@ -217,14 +285,26 @@ mod tests {
     #[test]
     fn json_shape_matches_the_contract() {
         let mut r = Report::new();
-        r.push(Check::fail("x", "m", "h"));
-        r.push(Check::skip("y", "s"));
+        r.push(Check::fail(CheckId::Facility158, "m", "h"));
+        r.push(Check::skip(CheckId::QemuPvCpus, "s"));
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"ok":false,"checks":[
-                {"id":"x","status":"fail","message":"m","hint":"h"},
-                {"id":"y","status":"skip","message":"s"}]})
+                {"id":"facility-158","status":"fail","message":"m","hint":"h"},
+                {"id":"qemu-pv-cpus","status":"skip","message":"s"}]})
         );
+    }
+
+    #[test]
+    fn every_id_reads_back_from_its_string_and_the_strings_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for id in CheckId::ALL {
+            assert_eq!(id.as_str().parse::<CheckId>(), Ok(*id));
+            assert_eq!(id.to_string(), id.as_str());
+            assert_eq!(serde_json::to_value(id).unwrap(), id.as_str());
+            assert!(seen.insert(id.as_str()), "{id} twice");
+        }
+        assert!("mdev-exsts".parse::<CheckId>().is_err());
     }
 }

@@ -11,12 +11,15 @@ pub mod cache;
 pub mod check;
 pub mod dir;
 pub mod error;
+pub mod error_kind;
+mod names;
 pub mod resolve;
 pub mod root;
 pub mod sysfs;
 
-pub use check::{Check, Report, Status};
+pub use check::{Check, CheckId, Report, Status};
 pub use dir::HostDir;
 pub use error::{Error, Result};
+pub use error_kind::ErrorKind;
 pub use resolve::Resolution;
 pub use root::{Access, HostRoot, Recorder, ATTRIBUTE_MAX, DIR_ENTRIES_MAX, FILE_MAX};

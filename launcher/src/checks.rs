@@ -5,7 +5,7 @@ use crate::builder::HostFacts;
 use crate::probe::{self, ProbeError, Probed};
 use crate::qemu_checks::{self, Needs};
 use crate::spec::VmSpec;
-use host::{Check, HostRoot, Report};
+use host::{Check, CheckId, HostRoot, Report};
 use std::path::{Path, PathBuf};
 
 /// What the user plans to run, which decides which checks apply.
@@ -133,7 +133,7 @@ pub const HUGEPAGES_DIR: &str = "/dev/hugepages";
 /// huge-page-backed memory (arch/s390/kvm/kvm-s390.c, module parameter `hpage`, which
 /// cannot be combined with `nested`).
 pub fn hugepages_check(root: &HostRoot, spec: &VmSpec) -> Check {
-    const ID: &str = "hugepages";
+    const ID: CheckId = CheckId::Hugepages;
     const MOUNT_HINT: &str = "mount hugetlbfs there (`mount -t hugetlbfs -o pagesize=1M hugetlbfs /dev/hugepages`; systemd's dev-hugepages.mount does it at boot) and reserve pages (`sysctl vm.nr_hugepages=N`)";
     let mounts = match root.read_optional("/proc/mounts") {
         Ok(Some(text)) => text,

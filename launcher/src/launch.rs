@@ -8,7 +8,7 @@ use crate::builder::{self, FdSource, LaunchPlan};
 use crate::checks::{host_facts, launch_report, probe_qemu};
 use crate::probe::{self, ProbeError, Probed};
 use crate::spec::{ConsoleBackend, VfioBackend, VmSpec};
-use host::{Check, HostRoot, Report};
+use host::{Check, CheckId, HostRoot, Report};
 use std::os::fd::{OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
@@ -232,7 +232,7 @@ pub fn plan(root: &HostRoot, spec: VmSpec, options: &LaunchOptions) -> Planned {
 
 /// `vfio-iommufd`: an explicit `--vfio-backend iommufd` needs QEMU, kernel and mdev support.
 fn iommufd_check(caps: Option<&probe::QemuCaps>, facts: &builder::HostFacts) -> Check {
-    const ID: &str = "vfio-iommufd";
+    const ID: CheckId = CheckId::VfioIommufd;
     let mut missing = Vec::new();
     if !caps.is_some_and(|c| c.version.at_least(9, 0) && c.vfio_ap_iommufd()) {
         missing.push("QEMU 9.0+ with vfio-ap fd passing");

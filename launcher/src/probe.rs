@@ -148,6 +148,15 @@ pub const PROBED_OPTIONS: &[&str] = &["sandbox", "run-with"];
 /// The seccomp sandbox aplaunch asks for, as libvirt does.
 pub const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
 
+/// The `-sandbox` parameters [`SANDBOX`] uses (QEMU's name of `on` is `enable`).
+const SANDBOX_PARAMETERS: [&str; 5] = [
+    "enable",
+    "obsolete",
+    "elevateprivileges",
+    "spawn",
+    "resourcecontrol",
+];
+
 impl QemuCaps {
     /// Whether a QOM type exists.
     pub fn has_type(&self, name: &str) -> bool {
@@ -163,17 +172,9 @@ impl QemuCaps {
 
     /// Whether `-sandbox` takes every parameter of [`SANDBOX`] (QEMU built with seccomp).
     pub fn sandbox(&self) -> bool {
-        self.command_line_options.get("sandbox").is_some_and(|p| {
-            [
-                "enable",
-                "obsolete",
-                "elevateprivileges",
-                "spawn",
-                "resourcecontrol",
-            ]
-            .iter()
-            .all(|k| p.contains(*k))
-        })
+        self.command_line_options
+            .get("sandbox")
+            .is_some_and(|p| SANDBOX_PARAMETERS.iter().all(|k| p.contains(*k)))
     }
 
     /// Whether `-run-with user=` exists (QEMU 9.1+); older QEMU drops privileges with `-runas`.
@@ -242,16 +243,7 @@ impl QemuCaps {
         let mut command_line_options = BTreeMap::new();
         command_line_options.insert(
             "sandbox".to_string(),
-            [
-                "enable",
-                "obsolete",
-                "elevateprivileges",
-                "spawn",
-                "resourcecontrol",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+            SANDBOX_PARAMETERS.iter().map(|s| s.to_string()).collect(),
         );
         if v.at_least(8, 1) {
             let mut run_with: BTreeSet<String> = ["async-teardown", "chroot"]

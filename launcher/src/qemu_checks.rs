@@ -2,7 +2,7 @@
 //! `qemu-vfio-ap`, `cpu-unpack`, `cpu-ap`, `cpu-appv`.
 
 use crate::probe::{ProbeError, Probed};
-use host::Check;
+use host::{Check, CheckId};
 
 /// What the guest will need from QEMU, which decides which checks run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,22 +36,22 @@ pub fn checks_named(
                 ProbeError::NotExecutable { .. } => format!("name an executable QEMU binary with {source}: a path, or a bare name looked up on PATH"),
                 _ => "run the binary by hand with -machine none -nodefaults -display none -qmp stdio to see why it does not start".into(),
             };
-            let mut out = vec![Check::fail("qemu-binary", e.to_string(), hint)];
+            let mut out = vec![Check::fail(CheckId::QemuBinary, e.to_string(), hint)];
             let why = "not probed: the QEMU binary is not usable";
             if needs.pv {
-                out.push(Check::skip("qemu-pv", why));
+                out.push(Check::skip(CheckId::QemuPv, why));
             }
             if needs.crypto {
-                out.push(Check::skip("qemu-vfio-ap", why));
+                out.push(Check::skip(CheckId::QemuVfioAp, why));
             }
             if needs.pv {
-                out.push(Check::skip("cpu-unpack", why));
+                out.push(Check::skip(CheckId::CpuUnpack, why));
             }
             if needs.crypto {
-                out.push(Check::skip("cpu-ap", why));
+                out.push(Check::skip(CheckId::CpuAp, why));
             }
             if needs.pv && needs.crypto {
-                out.push(Check::skip("cpu-appv", why));
+                out.push(Check::skip(CheckId::CpuAppv, why));
             }
             return out;
         }
@@ -64,7 +64,7 @@ pub fn checks_named(
         format!(" ({})", caps.package)
     };
     out.push(Check::pass(
-        "qemu-binary",
+        CheckId::QemuBinary,
         format!(
             "{}: QEMU {}{package}, probed under {}{}",
             caps.binary.display(),
@@ -77,35 +77,35 @@ pub fn checks_named(
     if needs.pv {
         out.push(if !v.at_least(6, 0) {
             Check::fail(
-                "qemu-pv",
+                CheckId::QemuPv,
                 format!("QEMU {v} is older than 6.0 and has no s390-pv-guest object for Secure Execution"),
                 UPGRADE_HINT,
             )
         } else if !caps.has_type("s390-pv-guest") {
             Check::fail(
-                "qemu-pv",
+                CheckId::QemuPv,
                 format!("{} (QEMU {v}) has no s390-pv-guest object: it was not built with KVM for s390x", caps.binary.display()),
                 UPGRADE_HINT,
             )
         } else {
-            Check::pass("qemu-pv", format!("QEMU {v} has the s390-pv-guest object"))
+            Check::pass(CheckId::QemuPv, format!("QEMU {v} has the s390-pv-guest object"))
         });
     }
     if needs.crypto {
         out.push(if !caps.has_property("vfio-ap", "sysfsdev") {
             Check::fail(
-                "qemu-vfio-ap",
+                CheckId::QemuVfioAp,
                 format!("{} (QEMU {v}) has no vfio-ap device", caps.binary.display()),
                 "install a QEMU built with VFIO for s390x (CONFIG_VFIO_AP)",
             )
         } else if caps.vfio_ap_iommufd() {
             Check::pass(
-                "qemu-vfio-ap",
+                CheckId::QemuVfioAp,
                 format!("QEMU {v} has vfio-ap with the group and iommufd backends (fd passing)"),
             )
         } else {
             Check::pass(
-                "qemu-vfio-ap",
+                CheckId::QemuVfioAp,
                 format!("QEMU {v} has vfio-ap (VFIO group backend; iommufd needs QEMU 9.0+)"),
             )
         });
@@ -117,10 +117,10 @@ pub fn checks_named(
     };
     if needs.pv {
         out.push(match caps.cpu_feature("unpack") {
-            None => Check::skip("cpu-unpack", unknown()),
-            Some(true) => Check::pass("cpu-unpack", "the host CPU model has unpack (protected virtualization)"),
+            None => Check::skip(CheckId::CpuUnpack, unknown()),
+            Some(true) => Check::pass(CheckId::CpuUnpack, "the host CPU model has unpack (protected virtualization)"),
             Some(false) => Check::fail(
-                "cpu-unpack",
+                CheckId::CpuUnpack,
                 "the host CPU model lacks unpack: KVM offers no protected virtualization here",
                 "boot the host with prot_virt=1 on a machine with Secure Execution (z15 or newer) and a kernel with KVM PV support",
             ),
@@ -129,7 +129,7 @@ pub fn checks_named(
     if needs.crypto {
         let features = ["ap", "apqci", "apft", "apqi"];
         out.push(match caps.cpu.as_ref() {
-            None => Check::skip("cpu-ap", unknown()),
+            None => Check::skip(CheckId::CpuAp, unknown()),
             Some(_) => {
                 let missing: Vec<&str> = features
                     .iter()
@@ -137,10 +137,10 @@ pub fn checks_named(
                     .filter(|f| caps.cpu_feature(f) != Some(true))
                     .collect();
                 if missing.is_empty() {
-                    Check::pass("cpu-ap", "the host CPU model has ap, apqci, apft and apqi")
+                    Check::pass(CheckId::CpuAp, "the host CPU model has ap, apqci, apft and apqi")
                 } else {
                     Check::fail(
-                        "cpu-ap",
+                        CheckId::CpuAp,
                         format!("the host CPU model lacks {}: a vfio-ap device needs the AP instructions", missing.join(", ")),
                         "load vfio_ap and use a kernel whose KVM offers AP to guests (CONFIG_VFIO_AP)",
                     )
@@ -151,15 +151,15 @@ pub fn checks_named(
     if needs.pv && needs.crypto {
         out.push(if !v.at_least(8, 2) {
             Check::fail(
-                "cpu-appv",
+                CheckId::CpuAppv,
                 format!("QEMU {v} has no appv CPU feature (QEMU 8.2+): a secure guest cannot use the crypto device"),
                 UPGRADE_HINT,
             )
         } else {
             match caps.cpu_feature("appv") {
-                None => Check::skip("cpu-appv", unknown()),
+                None => Check::skip(CheckId::CpuAppv, unknown()),
                 Some(true) => Check::pass(
-                    "cpu-appv",
+                    CheckId::CpuAppv,
                     if caps.cpu_feature("appvi") == Some(true) {
                         "the host CPU model has appv and appvi (AP for secure guests, with interrupts)"
                     } else {
@@ -167,7 +167,7 @@ pub fn checks_named(
                     },
                 ),
                 Some(false) => Check::fail(
-                    "cpu-appv",
+                    CheckId::CpuAppv,
                     "the host CPU model lacks appv: the ultravisor or kernel offers no AP to secure guests",
                     "update the machine's firmware (z16 or newer with the AP-for-secure-guests feature) and use a kernel 6.6+ host",
                 ),
@@ -195,7 +195,7 @@ pub fn pv_max_cpus(version: crate::probe::QemuVersion, els: Option<bool>) -> u32
 /// `qemu-pv-cpus`: a secure guest's vCPUs against QEMU's own limit for that version (the
 /// ultravisor's limit is `uv-limits`).
 pub fn pv_cpus_check(outcome: &Result<Probed, ProbeError>, smp: u64) -> Check {
-    const ID: &str = "qemu-pv-cpus";
+    const ID: CheckId = CheckId::QemuPvCpus;
     let Ok(probed) = outcome else {
         return Check::skip(ID, "not probed: the QEMU binary is not usable");
     };
@@ -301,7 +301,7 @@ mod tests {
         caps.types.remove("s390-pv-guest");
         let c = checks(&probed(caps), ALL);
         for id in ["qemu-pv", "cpu-unpack", "cpu-ap", "cpu-appv"] {
-            let check = c.iter().find(|c| c.id == id).unwrap();
+            let check = c.iter().find(|c| c.id.as_str() == id).unwrap();
             assert_eq!(check.status, Status::Fail, "{id}");
             assert!(check.hint.is_some());
         }

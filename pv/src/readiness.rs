@@ -4,7 +4,7 @@ use crate::cmdline::{self, ProtVirtParam};
 use crate::cpuinfo::{Facilities, FACILITY_UV_CALL};
 use crate::kvm::{self, Capability};
 use crate::uv::{Field, UvInfo, FEATURE_AP, FEATURE_AP_INTR};
-use host::{Check, HostRoot};
+use host::{Check, CheckId, HostRoot};
 
 /// Hint for a host file that is not in the kernel's format.
 pub const MALFORMED_HINT: &str =
@@ -38,7 +38,7 @@ pub fn checks(root: &HostRoot, uv: &UvInfo, options: &Options) -> Vec<Check> {
 }
 
 fn facility_158(root: &HostRoot) -> Check {
-    const ID: &str = "facility-158";
+    const ID: CheckId = CheckId::Facility158;
     let text = match root.read_string("proc/cpuinfo") {
         Ok(t) => t,
         Err(e) => return Check::skip(ID, format!("{e}")),
@@ -68,7 +68,7 @@ fn facility_158(root: &HostRoot) -> Check {
 }
 
 fn uv_sysfs(uv: &UvInfo, root: &HostRoot) -> Check {
-    const ID: &str = "uv-sysfs";
+    const ID: CheckId = CheckId::UvSysfs;
     if uv.present {
         return Check::pass(ID, "/sys/firmware/uv exists");
     }
@@ -86,7 +86,7 @@ fn uv_sysfs(uv: &UvInfo, root: &HostRoot) -> Check {
 }
 
 fn prot_virt(root: &HostRoot, uv: &UvInfo) -> Check {
-    const ID: &str = "prot-virt";
+    const ID: CheckId = CheckId::ProtVirt;
     let found = match &uv.prot_virt_host {
         Ok(Some(1)) => return Check::pass(ID, "/sys/firmware/uv/prot_virt_host is 1"),
         Ok(Some(v)) => format!("/sys/firmware/uv/prot_virt_host is {v}"),
@@ -138,7 +138,7 @@ fn prot_virt(root: &HostRoot, uv: &UvInfo) -> Check {
 }
 
 fn kvm(root: &HostRoot) -> Check {
-    const ID: &str = "kvm";
+    const ID: CheckId = CheckId::Kvm;
     let cap = kvm::KVM_CAP_S390_PROTECTED;
     let from = |v: i32, how: &str| {
         if v > 0 {
@@ -172,7 +172,7 @@ fn kvm(root: &HostRoot) -> Check {
 }
 
 /// A field as a verdict-ready value or the check to report instead.
-fn field<T: Copy>(id: &str, f: &Field<T>, missing: &str) -> Result<T, Check> {
+fn field<T: Copy>(id: CheckId, f: &Field<T>, missing: &str) -> Result<T, Check> {
     match f {
         Ok(Some(v)) => Ok(*v),
         Ok(None) => Err(Check::skip(id, missing.to_string())),
@@ -181,12 +181,12 @@ fn field<T: Copy>(id: &str, f: &Field<T>, missing: &str) -> Result<T, Check> {
     }
 }
 
-fn no_uv(id: &str) -> Check {
+fn no_uv(id: CheckId) -> Check {
     Check::skip(id, "no /sys/firmware/uv to read")
 }
 
 fn uv_limits(uv: &UvInfo, smp: Option<u64>) -> Check {
-    const ID: &str = "uv-limits";
+    const ID: CheckId = CheckId::UvLimits;
     if !uv.present {
         return no_uv(ID);
     }
@@ -215,7 +215,7 @@ fn uv_limits(uv: &UvInfo, smp: Option<u64>) -> Check {
 }
 
 fn uv_se_hdr(uv: &UvInfo) -> Check {
-    const ID: &str = "uv-se-hdr";
+    const ID: CheckId = CheckId::UvSeHdr;
     if !uv.present {
         return no_uv(ID);
     }
@@ -242,7 +242,7 @@ fn uv_se_hdr(uv: &UvInfo) -> Check {
 }
 
 fn uv_host_keys(uv: &UvInfo) -> Check {
-    const ID: &str = "uv-host-keys";
+    const ID: CheckId = CheckId::UvHostKeys;
     if !uv.present {
         return no_uv(ID);
     }
@@ -270,7 +270,7 @@ fn uv_host_keys(uv: &UvInfo) -> Check {
 }
 
 fn uv_ap(uv: &UvInfo) -> Check {
-    const ID: &str = "uv-ap";
+    const ID: CheckId = CheckId::UvAp;
     if !uv.present {
         return no_uv(ID);
     }

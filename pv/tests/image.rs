@@ -38,7 +38,7 @@ fn uv_of(tree: &HostTree) -> UvInfo {
 }
 
 fn statuses(c: &[host::Check]) -> Vec<(String, Status)> {
-    c.iter().map(|c| (c.id.clone(), c.status)).collect()
+    c.iter().map(|c| (c.id.to_string(), c.status)).collect()
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
 use clap::{Args, Subcommand};
-use host::{HostRoot, Report};
+use host::{ErrorKind, HostRoot, Report};
 use launcher::hotplug::{self, UnplugTarget};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -169,22 +169,30 @@ pub fn app_error(e: vfio::Error) -> AppError {
     let hint = e.hint();
     let err = match &e {
         // the mdev was changed but its definition could not be written: a failed operation
-        E::Refused { kind: "define", .. } => AppError::failed("define", e.to_string()),
+        E::Refused {
+            kind: ErrorKind::Define,
+            ..
+        } => AppError::failed(ErrorKind::Define, e.to_string()),
         // a host file aplaunch will not change as it stands (a definition with keys
         // mdevctl ignores, garbage): malformed input, like a malformed udev rule
         E::Refused {
-            kind: "malformed", ..
-        } => AppError::new("malformed", Exit::Usage, e.to_string()),
+            kind: ErrorKind::Malformed,
+            ..
+        } => AppError::new(ErrorKind::Malformed, Exit::Usage, e.to_string()),
         E::Refused { kind, .. } => AppError::refused(*kind, e.to_string()),
-        E::MdevNotFound { .. } => AppError::refused("no-mdev", e.to_string()),
-        E::ModuleNotLoaded => AppError::refused("vfio-ap-module", e.to_string()),
+        E::MdevNotFound { .. } => AppError::refused(ErrorKind::NoMdev, e.to_string()),
+        E::ModuleNotLoaded => AppError::refused(ErrorKind::VfioApModule, e.to_string()),
         E::AdapterOutOfRange { .. } | E::DomainOutOfRange { .. } => {
-            AppError::refused("limits", e.to_string())
+            AppError::refused(ErrorKind::Limits, e.to_string())
         }
         E::BadUuid { .. } | E::Mask(_) => AppError::usage(e.to_string()),
-        E::Kernel(_) => AppError::failed("kernel", e.to_string()),
-        E::LockTimeout { .. } => AppError::failed("lock", e.to_string()),
-        E::Host(_) | E::Io { .. } | E::Format { .. } => AppError::failed("io", e.to_string()),
+        E::Kernel(_) => AppError::failed(ErrorKind::Kernel, e.to_string()),
+        E::LockTimeout { .. } => AppError::failed(ErrorKind::Lock, e.to_string()),
+        E::Host(_) | E::Io { .. } | E::Format { .. } => {
+            AppError::failed(ErrorKind::Io, e.to_string())
+        }
+        // an error vfio adds later: a failed operation until it is given its own kind
+        _ => AppError::failed(ErrorKind::Io, e.to_string()),
     };
     match hint {
         Some(h) => err.with_hint(h),
@@ -421,14 +429,14 @@ fn show_masks(root: &HostRoot, out: &Output) -> Result<Exit, AppError> {
     let scan = ApScan::read(root);
     let bus = scan.bus.clone().ok_or_else(|| {
         AppError::refused(
-            "no-ap-bus",
+            ErrorKind::NoApBus,
             "this host has no AP bus (/sys/bus/ap is missing)",
         )
         .with_hint("load the ap module on an IBM Z host")
     })?;
     let rule = vfio::persistent::PersistentMasks::read(root).map_err(|e| {
         let path = root.path(vfio::persistent::RULE_FILE);
-        AppError::new("malformed", Exit::Usage, e.to_string()).with_hint(format!(
+        AppError::new(ErrorKind::Malformed, Exit::Usage, e.to_string()).with_hint(format!(
             "fix or remove {}; `aplaunch ap masks --persistent --apmask=... --aqmask=...` rewrites it",
             path.display()
         ))
@@ -511,8 +519,10 @@ fn persistent_masks(
     let scan = ApScan::read(root);
     let change = vfio::persistent::change(root, &scan, &guard, ap, aq, args.dry_run).map_err(
         |e| match e {
-            vfio::Error::Format { .. } => AppError::new("malformed", Exit::Usage, e.to_string())
-                .with_hint("fix or remove the rule file, then run this again"),
+            vfio::Error::Format { .. } => {
+                AppError::new(ErrorKind::Malformed, Exit::Usage, e.to_string())
+                    .with_hint("fix or remove the rule file, then run this again")
+            }
             e => app_error(e),
         },
     )?;
@@ -588,7 +598,7 @@ fn masks(root: &HostRoot, args: MasksArgs, out: &Output) -> Result<Exit, AppErro
                 .map(|(q, u)| lifecycle::unassign_command(u, *q))
                 .collect();
             return Err(AppError::refused(
-                "conflict",
+                ErrorKind::Conflict,
                 format!("the new masks would hand queues assigned to mdevs back to the host drivers: {}", list.join(", ")),
             )
             .with_hint(format!(

@@ -3,6 +3,7 @@
 use super::output::{AppError, Exit, Output};
 use super::Cli;
 use clap::{Args, CommandFactory};
+use host::ErrorKind;
 use std::path::PathBuf;
 
 /// Arguments of `aplaunch man`.
@@ -30,15 +31,20 @@ pub fn man(args: ManArgs, out: &Output) -> Result<Exit, AppError> {
             let mut stdout = std::io::stdout().lock();
             clap_mangen::Man::new(command)
                 .render(&mut stdout)
-                .map_err(|e| AppError::failed("io", format!("cannot write the man page: {e}")))?;
+                .map_err(|e| {
+                    AppError::failed(ErrorKind::Io, format!("cannot write the man page: {e}"))
+                })?;
         }
         Some(dir) => {
             std::fs::create_dir_all(&dir).map_err(|e| {
-                AppError::failed("io", format!("cannot create {}: {e}", dir.display()))
+                AppError::failed(
+                    ErrorKind::Io,
+                    format!("cannot create {}: {e}", dir.display()),
+                )
             })?;
             clap_mangen::generate_to(command, &dir).map_err(|e| {
                 AppError::failed(
-                    "io",
+                    ErrorKind::Io,
                     format!("cannot write man pages into {}: {e}", dir.display()),
                 )
             })?;

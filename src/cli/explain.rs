@@ -2,6 +2,7 @@
 
 use super::output::{AppError, Exit, Output};
 use clap::Args;
+use host::ErrorKind;
 use launcher::explain::explain;
 use std::io::Read;
 
@@ -36,7 +37,7 @@ pub fn run(args: ExplainArgs, out: &Output) -> Result<Exit, AppError> {
     };
     let found = explain(&text);
     if found.is_empty() {
-        return Err(AppError::refused("unknown-text", "no explanation is known for this text").with_hint(
+        return Err(AppError::refused(ErrorKind::UnknownText, "no explanation is known for this text").with_hint(
             "aplaunch explain knows ultravisor rc/rrc codes, `Protected boot has failed`, QEMU's PV and vfio-ap \
              errors, the vfio_ap kernel messages and the errnos of AP attributes; paste the whole error line",
         ));

@@ -3,6 +3,7 @@
 use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
 use clap::Subcommand;
+use host::ErrorKind;
 use launcher::snapshot;
 use std::path::PathBuf;
 
@@ -24,14 +25,15 @@ pub fn run(global: &GlobalArgs, command: HostCommand, out: &Output) -> Result<Ex
             let root = super::host_root(global)?;
             let summary = snapshot::capture(&root, &output).map_err(|e| match e {
                 snapshot::Error::OutputExists { .. } => {
-                    AppError::refused("output-exists", e.to_string()).with_hint(
+                    AppError::refused(ErrorKind::OutputExists, e.to_string()).with_hint(
                         "name a new directory; aplaunch never overwrites an existing snapshot",
                     )
                 }
-                snapshot::Error::Write { .. } => AppError::failed("io", e.to_string()).with_hint(
-                    "check that the output's parent directory is writable and has space",
-                ),
-                _ => AppError::failed("snapshot", e.to_string()),
+                snapshot::Error::Write { .. } => AppError::failed(ErrorKind::Io, e.to_string())
+                    .with_hint(
+                        "check that the output's parent directory is writable and has space",
+                    ),
+                _ => AppError::failed(ErrorKind::Snapshot, e.to_string()),
             })?;
             if out.json {
                 out.json_document(&serde_json::json!({ "ok": true, "snapshot": summary }));

@@ -8,6 +8,7 @@
 use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
 use clap::{Args, Subcommand};
+use host::ErrorKind;
 use pv::hex;
 use pv::image::{self, SeImage, VerifyOptions};
 use std::fmt::Write as _;
@@ -53,10 +54,12 @@ pub fn image_error(e: pv::Error) -> AppError {
     let hint = e.hint();
     let err = match &e {
         pv::Error::ImagePath { .. } => AppError::usage(e.to_string()),
-        pv::Error::HostKeysFormat { .. } => AppError::new("host-keys", Exit::Usage, e.to_string()),
-        pv::Error::NotSeImage { .. } => AppError::refused("not-se-image", e.to_string()),
-        pv::Error::InvalidImage { .. } => AppError::refused("invalid-image", e.to_string()),
-        _ => AppError::failed("io", e.to_string()),
+        pv::Error::HostKeysFormat { .. } => {
+            AppError::new(ErrorKind::HostKeys, Exit::Usage, e.to_string())
+        }
+        pv::Error::NotSeImage { .. } => AppError::refused(ErrorKind::NotSeImage, e.to_string()),
+        pv::Error::InvalidImage { .. } => AppError::refused(ErrorKind::InvalidImage, e.to_string()),
+        _ => AppError::failed(ErrorKind::Io, e.to_string()),
     };
     match hint {
         Some(h) => err.with_hint(h),

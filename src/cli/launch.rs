@@ -4,7 +4,7 @@
 use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
 use clap::Args;
-use host::HostRoot;
+use host::{ErrorKind, HostRoot, Report};
 use launcher::builder::{self, FdSource};
 use launcher::launch::{self, LaunchError, Planned};
 use launcher::spec::{self, Accel, SpecError, SpecInput, VfioBackend, VmSpec};
@@ -181,7 +181,7 @@ impl LaunchArgs {
 
 fn spec_error(e: SpecError) -> AppError {
     let mut err = AppError::usage(e.to_string());
-    err.kind = "invalid-spec".into();
+    err.kind = ErrorKind::InvalidSpec;
     match e.hint {
         Some(h) => err.with_hint(h),
         None => err,
@@ -211,7 +211,7 @@ fn refusal(planned: &Planned) -> Option<AppError> {
     let failed: Vec<&str> = planned.report.failures().map(|c| c.id.as_str()).collect();
     Some(
         AppError::refused(
-            "checks-failed",
+            ErrorKind::ChecksFailed,
             format!(
                 "not launching: {} check(s) failed: {}",
                 failed.len(),
@@ -286,7 +286,7 @@ fn wait_for_mdev(
                 None => (why, hint),
             };
             return Err(AppError::failed(
-                "mdev-timeout",
+                ErrorKind::MdevTimeout,
                 format!(
                     "mdev {uuid} did not appear within {} s ({} does not exist): {why}",
                     timeout.as_secs_f64(),
@@ -365,7 +365,7 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
         // before the checks' report: a missing file is a usage error (exit 2), and QEMU
         // would find it only after exec (its exit 1 reads as a failed check)
         launch::check_guest_files(&planned.spec).map_err(|e| {
-            AppError::new("guest-file", super::output::Exit::Usage, e.to_string()).with_hint(
+            AppError::new(ErrorKind::GuestFile, super::output::Exit::Usage, e.to_string()).with_hint(
                 "check the path (relative paths in a config file are taken from the file's directory) and its permissions; `--dry-run` shows the command line without opening anything",
             )
         })?;
@@ -414,31 +414,11 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
         };
     }
     if let Some(err) = refusal {
-        if out.json {
-            out.json_document(&serde_json::json!({
-                "ok": false,
-                "error": err,
-                "checks": report.checks,
-            }));
-            return Ok(err.exit);
-        }
-        out.human(&report.render(out.colour));
-        out.human("\n");
-        return Err(err);
+        return refuse_with_report(out, report, err);
     }
     if !root.is_system() {
         if let Err(err) = exec_policy(&root, global, &args) {
-            if out.json {
-                out.json_document(&serde_json::json!({
-                    "ok": false,
-                    "error": err,
-                    "checks": report.checks,
-                }));
-                return Ok(err.exit);
-            }
-            out.human(&report.render(out.colour));
-            out.human("\n");
-            return Err(err);
+            return refuse_with_report(out, report, err);
         }
     }
     if !out.json && !out.quiet {
@@ -465,17 +445,21 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
         _ => "",
     };
     let app = match &err {
-        LaunchError::QmpInUse { .. } => AppError::refused("qmp-in-use", err.to_string()),
-        LaunchError::ConsoleInUse { .. } => AppError::refused("console-in-use", err.to_string()),
+        LaunchError::QmpInUse { .. } => AppError::refused(ErrorKind::QmpInUse, err.to_string()),
+        LaunchError::ConsoleInUse { .. } => {
+            AppError::refused(ErrorKind::ConsoleInUse, err.to_string())
+        }
         LaunchError::TreeRoot { .. } | LaunchError::User { .. } => AppError::usage(err.to_string()),
         LaunchError::QmpDirNotPrivate { .. } => {
-            AppError::refused("qmp-dir-not-private", err.to_string())
+            AppError::refused(ErrorKind::QmpDirNotPrivate, err.to_string())
         }
-        LaunchError::GuestFile { .. } => {
-            AppError::new("guest-file", super::output::Exit::Usage, err.to_string())
-        }
-        LaunchError::Exec(_) => AppError::failed("exec", err.to_string()),
-        _ => AppError::failed("io", err.to_string()),
+        LaunchError::GuestFile { .. } => AppError::new(
+            ErrorKind::GuestFile,
+            super::output::Exit::Usage,
+            err.to_string(),
+        ),
+        LaunchError::Exec(_) => AppError::failed(ErrorKind::Exec, err.to_string()),
+        _ => AppError::failed(ErrorKind::Io, err.to_string()),
     };
     Err(if hint.is_empty() {
         app
@@ -486,6 +470,22 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
 
 /// A launch on a host tree execs only when the tree was named on the command line and
 /// `--exec-on-host-root` asks for it: the checks describe the tree, QEMU runs here.
+/// Ends a launch that will not start QEMU: the error with the checks (one JSON document,
+/// exit by the error), or the check table and then the error.
+fn refuse_with_report(out: &Output, report: &Report, err: AppError) -> Result<Exit, AppError> {
+    if out.json {
+        out.json_document(&serde_json::json!({
+            "ok": false,
+            "error": err,
+            "checks": report.checks,
+        }));
+        return Ok(err.exit);
+    }
+    out.human(&report.render(out.colour));
+    out.human("\n");
+    Err(err)
+}
+
 fn exec_policy(
     root: &host::HostRoot,
     global: &GlobalArgs,

@@ -4,6 +4,7 @@
 //! 3 an operation failed. With `--json`, stdout carries exactly one JSON document.
 
 use super::GlobalArgs;
+use host::ErrorKind;
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
 
@@ -30,7 +31,7 @@ impl From<Exit> for std::process::ExitCode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AppError {
     /// Stable machine-readable kind (`usage`, `io`, ...).
-    pub kind: String,
+    pub kind: ErrorKind,
     /// What went wrong, naming the thing.
     pub message: String,
     /// How to fix it.
@@ -43,9 +44,9 @@ pub struct AppError {
 
 impl AppError {
     /// An error of a kind with an exit code.
-    pub fn new(kind: impl Into<String>, exit: Exit, message: impl Into<String>) -> Self {
+    pub fn new(kind: ErrorKind, exit: Exit, message: impl Into<String>) -> Self {
         AppError {
-            kind: kind.into(),
+            kind,
             message: message.into(),
             hint: None,
             exit,
@@ -54,16 +55,16 @@ impl AppError {
 
     /// A usage error (exit 2).
     pub fn usage(message: impl Into<String>) -> Self {
-        Self::new("usage", Exit::Usage, message)
+        Self::new(ErrorKind::Usage, Exit::Usage, message)
     }
 
     /// A failed operation (exit 3).
-    pub fn failed(kind: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn failed(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self::new(kind, Exit::Failed, message)
     }
 
     /// A refusal for a stated reason (exit 1).
-    pub fn refused(kind: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn refused(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self::new(kind, Exit::Negative, message)
     }
 

@@ -3,6 +3,7 @@
 use super::output::{AppError, Exit, Output};
 use super::GlobalArgs;
 use clap::{Args, Subcommand};
+use host::ErrorKind;
 use launcher::hotplug::{self, HotplugRequest, UnplugTarget, VfioApDevice};
 use launcher::qmp::{self, Qmp};
 use serde_json::json;
@@ -139,7 +140,7 @@ pub(super) fn hotplug_error(e: hotplug::Error) -> AppError {
         E::InvalidUuid { .. } => AppError::usage(message)
             .with_hint("give the mdev's UUID, as `aplaunch ap list` or `mdevctl list` shows it"),
         E::InvalidId { .. } => AppError::usage(message),
-        E::HostChecks { uuid, .. } => AppError::refused("host-checks", message).with_hint(
+        E::HostChecks { uuid, .. } => AppError::refused(ErrorKind::HostChecks, message).with_hint(
             format!("fix the failed checks (`aplaunch ap check {uuid}` shows them all), then retry"),
         ),
         E::AlreadyPlugged { existing } => {
@@ -147,35 +148,35 @@ pub(super) fn hotplug_error(e: hotplug::Error) -> AppError {
                 Some(u) => format!(", or change mdev {u}'s matrix live (`aplaunch ap mdev assign {u}` with the ids to add)"),
                 None => String::new(),
             };
-            AppError::refused("already-plugged", message).with_hint(format!(
+            AppError::refused(ErrorKind::AlreadyPlugged, message).with_hint(format!(
                 "QEMU allows one vfio-ap device per guest: unplug it first (`aplaunch qmp unplug --id {}`){live}",
                 existing.handle(),
             ))
         }
-        E::IdInUse { .. } => AppError::refused("id-in-use", message).with_hint("choose another --id"),
-        E::NoApFeature { uuid, kvm: Some(false), .. } => AppError::refused("no-ap-feature", message).with_hint(format!(
+        E::IdInUse { .. } => AppError::refused(ErrorKind::IdInUse, message).with_hint("choose another --id"),
+        E::NoApFeature { uuid, kvm: Some(false), .. } => AppError::refused(ErrorKind::NoApFeature, message).with_hint(format!(
             "a guest under TCG cannot have a crypto device: start it under KVM on an IBM Z host with `aplaunch launch --mdev {uuid} ...`, which gives it the AP CPU features",
         )),
-        E::ApBusFull { .. } => AppError::refused("already-plugged", message).with_hint(
+        E::ApBusFull { .. } => AppError::refused(ErrorKind::AlreadyPlugged, message).with_hint(
             "QEMU allows one vfio-ap device per guest: `aplaunch qmp list` shows it; unplug it first (`aplaunch qmp unplug --id ID`)",
         ),
-        E::NoApFeature { uuid, .. } => AppError::refused("no-ap-feature", message).with_hint(format!(
+        E::NoApFeature { uuid, .. } => AppError::refused(ErrorKind::NoApFeature, message).with_hint(format!(
             "restart the guest with AP instructions in its CPU model, e.g. `-cpu host,ap=on,apqci=on,apft=on,apqi=on` (`aplaunch launch --mdev {uuid}` does this); the AP feature cannot be added to a running guest",
         )),
-        E::AddRefused { .. } => AppError::failed("device-add-refused", message).with_hint(
+        E::AddRefused { .. } => AppError::failed(ErrorKind::DeviceAddRefused, message).with_hint(
             "QEMU could not open the mdev: check that it exists on this host and is not used by another guest",
         ),
-        E::NotConfirmed { .. } => AppError::failed("not-confirmed", message)
+        E::NotConfirmed { .. } => AppError::failed(ErrorKind::NotConfirmed, message)
             .with_hint("look at QEMU's log; `aplaunch qmp list` shows what the guest has"),
-        E::NotFound { .. } => AppError::refused("not-found", message)
+        E::NotFound { .. } => AppError::refused(ErrorKind::NotFound, message)
             .with_hint("`aplaunch qmp list` shows the guest's vfio-ap devices"),
-        E::Gone { .. } => AppError::refused("not-found", message)
+        E::Gone { .. } => AppError::refused(ErrorKind::NotFound, message)
             .with_hint("nothing to do: the device is no longer in the guest"),
-        E::DeleteTimeout { .. } => AppError::failed("unplug-timeout", message).with_hint(
+        E::DeleteTimeout { .. } => AppError::failed(ErrorKind::UnplugTimeout, message).with_hint(
             "raise --timeout; `aplaunch qmp list` shows whether the device is still there",
         ),
         E::Qmp(e) => qmp_error(e, None),
-        _ => AppError::failed("hotplug", message),
+        _ => AppError::failed(ErrorKind::Hotplug, message),
     }
 }
 
@@ -313,7 +314,7 @@ fn run_powerdown(args: PowerdownArgs, out: &Output) -> Result<Exit, AppError> {
     let done = launcher::power::powerdown(&mut qmp, args.timeout).map_err(|e| {
         if e.is_timeout() {
             AppError::failed(
-                "powerdown-timeout",
+                ErrorKind::PowerdownTimeout,
                 format!(
                     "the guest did not shut down within {} s of the power-down request",
                     args.timeout.as_secs_f64()

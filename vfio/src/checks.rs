@@ -7,27 +7,27 @@ use crate::mdev::MDEV_TYPE;
 use crate::mdev_uuid;
 use crate::mdevctl::Start;
 use crate::scan::{ApScan, Owner};
-use host::{Check, HostRoot};
+use host::{Check, CheckId, HostRoot};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The vfio_ap matrix device; it exists exactly when the vfio_ap module is loaded.
 pub const MATRIX_DEVICE: &str = "sys/devices/vfio_ap/matrix";
 
 /// The ids of [`mdev_checks`], in order.
-pub const MDEV_CHECK_IDS: [&str; 8] = [
-    "mdev-exists",
-    "mdev-type",
-    "mdev-matrix",
-    "mdev-queues",
-    "mdev-conflicts",
-    "mdev-masks",
-    "mdev-free",
-    "mdev-persistent",
+pub const MDEV_CHECK_IDS: [CheckId; 8] = [
+    CheckId::MdevExists,
+    CheckId::MdevType,
+    CheckId::MdevMatrix,
+    CheckId::MdevQueues,
+    CheckId::MdevConflicts,
+    CheckId::MdevMasks,
+    CheckId::MdevFree,
+    CheckId::MdevPersistent,
 ];
 
 /// `vfio-ap-module`: the vfio_ap module is loaded (its matrix device exists).
 pub fn module_loaded(root: &HostRoot) -> Check {
-    const ID: &str = "vfio-ap-module";
+    const ID: CheckId = CheckId::VfioApModule;
     if root.is_dir(MATRIX_DEVICE) {
         Check::pass(ID, "/sys/devices/vfio_ap/matrix exists: vfio_ap is loaded")
     } else {
@@ -86,7 +86,7 @@ fn checks_inner(
     let mut out = active_checks(root, scan, owners, uuid);
     out.push(match mdev_uuid::normalize(uuid) {
         Ok(u) => persistent_check(root, scan, &u),
-        Err(_) => Check::skip("mdev-persistent", "no valid mdev UUID"),
+        Err(_) => Check::skip(CheckId::MdevPersistent, "no valid mdev UUID"),
     });
     out
 }
@@ -95,7 +95,7 @@ fn checks_inner(
 /// definition at the next boot? ap-check refuses a definition with an APQN that the
 /// persistent masks (chzdev's udev rule, else the active masks) reserve for the host.
 fn persistent_check(root: &HostRoot, scan: &ApScan, uuid: &str) -> Check {
-    const ID: &str = "mdev-persistent";
+    const ID: CheckId = CheckId::MdevPersistent;
     let Some(def) = scan.definition(uuid) else {
         return Check::skip(ID, format!("mdev {uuid} has no mdevctl definition"));
     };
@@ -169,7 +169,7 @@ fn active_checks(
         Ok(u) => u,
         Err(e) => {
             out.push(Check::fail(
-                "mdev-exists",
+                CheckId::MdevExists,
                 e.to_string(),
                 "give the mdev's UUID (see `aplaunch ap list`)",
             ));
@@ -197,23 +197,23 @@ fn active_checks(
                 format!("create it: aplaunch ap mdev create --uuid {uuid} --adapter A --domain D"),
             )
         };
-        out.push(Check::fail("mdev-exists", msg, hint));
+        out.push(Check::fail(CheckId::MdevExists, msg, hint));
         skip_rest(&mut out, &format!("mdev {uuid} does not exist"));
         return out;
     };
     out.push(Check::pass(
-        "mdev-exists",
+        CheckId::MdevExists,
         format!("mdev {uuid} exists ({})", m.sysfs_path()),
     ));
 
     // mdev-type
     match m.mdev_type.as_deref() {
         Some(MDEV_TYPE) => out.push(Check::pass(
-            "mdev-type",
+            CheckId::MdevType,
             format!("mdev {uuid} is of type {MDEV_TYPE}"),
         )),
         other => out.push(Check::fail(
-            "mdev-type",
+            CheckId::MdevType,
             format!(
                 "mdev {uuid} has type {:?}, not {MDEV_TYPE}",
                 other.unwrap_or("(no mdev_type link)")
@@ -231,13 +231,13 @@ fn active_checks(
     };
     if m.adapters.is_empty() && m.domains.is_empty() {
         out.push(Check::fail(
-            "mdev-matrix",
+            CheckId::MdevMatrix,
             format!("mdev {uuid} has no adapter and no usage domain assigned"),
             format!("aplaunch ap mdev assign {uuid} --adapter A --domain D"),
         ));
     } else if m.domains.is_empty() {
         out.push(Check::fail(
-            "mdev-matrix",
+            CheckId::MdevMatrix,
             format!(
                 "mdev {uuid} has no usage domain (adapters {}, control domains {controls}): at least one usage domain must be assigned",
                 m.adapters.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" ")
@@ -246,13 +246,13 @@ fn active_checks(
         ));
     } else if m.adapters.is_empty() {
         out.push(Check::fail(
-            "mdev-matrix",
+            CheckId::MdevMatrix,
             format!("mdev {uuid} has no adapter assigned"),
             format!("aplaunch ap mdev assign {uuid} --adapter A"),
         ));
     } else {
         out.push(Check::pass(
-            "mdev-matrix",
+            CheckId::MdevMatrix,
             format!(
                 "mdev {uuid}: {} APQN(s) {}; control domains {controls}",
                 m.matrix.len(),
@@ -283,12 +283,12 @@ fn active_checks(
     }
     if m.matrix.is_empty() {
         out.push(Check::skip(
-            "mdev-queues",
+            CheckId::MdevQueues,
             format!("mdev {uuid} has no APQN assigned"),
         ));
     } else if bad.is_empty() {
         out.push(Check::pass(
-            "mdev-queues",
+            CheckId::MdevQueues,
             format!(
                 "all {} assigned queue(s) exist and are bound to vfio_ap",
                 m.matrix.len()
@@ -309,12 +309,12 @@ fn active_checks(
         let hint = "check the adapters with `aplaunch ap list`; queues reserved by apmask/aqmask are bound to the host drivers (see mdev-masks); unassign adapters that are not configured";
         if remaining == 0 {
             out.push(Check::fail(
-                "mdev-queues",
+                CheckId::MdevQueues,
                 format!("{msg}; no usable queue is left"),
                 hint,
             ));
         } else {
-            out.push(Check::warn("mdev-queues", msg, hint));
+            out.push(Check::warn(CheckId::MdevQueues, msg, hint));
         }
     }
 
@@ -364,7 +364,7 @@ fn active_checks(
     }
     if conflicts.is_empty() {
         out.push(Check::pass(
-            "mdev-conflicts",
+            CheckId::MdevConflicts,
             format!("no other mdev or autostart definition holds an APQN of mdev {uuid}"),
         ));
     } else {
@@ -376,7 +376,11 @@ fn active_checks(
             ),
             None => "an APQN may belong to one mdev only; `aplaunch ap matrix` shows who holds what".to_string(),
         };
-        out.push(Check::fail("mdev-conflicts", conflicts.join("; "), hint));
+        out.push(Check::fail(
+            CheckId::MdevConflicts,
+            conflicts.join("; "),
+            hint,
+        ));
     }
 
     // mdev-masks
@@ -388,11 +392,11 @@ fn active_checks(
         .collect();
     match (m.matrix.first().and_then(|q| scan.host_reserved(*q)), reserved.first()) {
         (None, _) if !m.matrix.is_empty() => out.push(Check::skip(
-            "mdev-masks",
+            CheckId::MdevMasks,
             "/sys/bus/ap/apmask or aqmask could not be read",
         )),
         (_, Some(first)) => out.push(Check::fail(
-            "mdev-masks",
+            CheckId::MdevMasks,
             format!(
                 "APQN {} not allowed for vfio_ap use by the AP bus masks (apmask and aqmask bits both set reserve a queue for the host drivers)",
                 list(&reserved)
@@ -400,7 +404,7 @@ fn active_checks(
             free_command(*first),
         )),
         _ => out.push(Check::pass(
-            "mdev-masks",
+            CheckId::MdevMasks,
             format!("apmask/aqmask leave all APQNs of mdev {uuid} to vfio_ap"),
         )),
     }
@@ -420,21 +424,21 @@ fn active_checks(
         .unwrap_or_default();
     match group_status(root, m) {
         GroupStatus::Busy => out.push(Check::fail(
-            "mdev-free",
+            CheckId::MdevFree,
             format!("{node} is busy (EBUSY): another process, most likely another guest, holds mdev {uuid}"),
             "stop the guest that uses it, or create another mdev for this guest",
         )),
         GroupStatus::Free { viable: true } if in_use.is_empty() => out.push(Check::pass(
-            "mdev-free",
+            CheckId::MdevFree,
             format!("{node} can be opened and is viable: mdev {uuid} is free"),
         )),
         GroupStatus::Free { viable: false } => out.push(Check::fail(
-            "mdev-free",
+            CheckId::MdevFree,
             format!("{node} is not viable (VFIO_GROUP_GET_STATUS): a device of the group is not bound to a VFIO driver"),
             "check that the mdev is bound to vfio_ap_mdev",
         )),
         _ if !in_use.is_empty() => out.push(Check::fail(
-            "mdev-free",
+            CheckId::MdevFree,
             format!(
                 "mdev {uuid} is in use by a running guest (queue status `in use`: {})",
                 list(&in_use)
@@ -442,25 +446,25 @@ fn active_checks(
             "stop the guest that uses it, or create another mdev for this guest",
         )),
         GroupStatus::Free { .. } => out.push(Check::pass(
-            "mdev-free",
+            CheckId::MdevFree,
             format!("{node} can be opened: mdev {uuid} is free"),
         )),
         GroupStatus::NoGroup => out.push(Check::fail(
-            "mdev-free",
+            CheckId::MdevFree,
             format!("mdev {uuid} has no iommu_group link"),
             "the mdev is not bound to vfio_ap_mdev; reload vfio_ap or recreate the mdev",
         )),
         GroupStatus::Missing(p) => out.push(Check::fail(
-            "mdev-free",
+            CheckId::MdevFree,
             format!("{} (the VFIO group of mdev {uuid}) does not exist", p.display()),
             "load the vfio module and check udev (the node is created when the group appears)",
         )),
         GroupStatus::NotVfio(why) => out.push(Check::skip(
-            "mdev-free",
+            CheckId::MdevFree,
             format!("cannot tell whether mdev {uuid} is free: {why}"),
         )),
         GroupStatus::Failed(why) => out.push(Check::skip(
-            "mdev-free",
+            CheckId::MdevFree,
             format!("cannot tell whether mdev {uuid} is free: {why}"),
         )),
     }
@@ -488,7 +492,7 @@ mod tests {
     fn the_example_mdev_passes() {
         let tree = HostTree::from_example("z16-se");
         let c = run(&tree, U);
-        let ids: Vec<&str> = c.iter().map(|c| c.id.as_str()).collect();
+        let ids: Vec<CheckId> = c.iter().map(|c| c.id).collect();
         assert_eq!(ids, MDEV_CHECK_IDS);
         for check in &c[..6] {
             assert_eq!(check.status, Status::Pass, "{check:?}");

@@ -11,7 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::mdev::MdevInfo;
-use host::{Access, HostRoot};
+use host::{Access, ErrorKind, HostRoot};
 use nix::fcntl::OFlag;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
@@ -55,7 +55,7 @@ fn open_node(root: &HostRoot, node: &Path) -> Result<OwnedFd> {
 /// Opens the mdev's iommufd cdev (O_RDWR | O_CLOEXEC) for handing to QEMU.
 pub fn open_cdev(root: &HostRoot, mdev: &MdevInfo) -> Result<OwnedFd> {
     let node = cdev_node(mdev).ok_or_else(|| Error::Refused {
-        kind: "no-cdev",
+        kind: ErrorKind::NoCdev,
         message: format!(
             "mdev {} has no iommufd cdev ({}/vfio-dev is missing)",
             mdev.uuid,
@@ -79,6 +79,7 @@ pub fn open_iommufd(root: &HostRoot) -> Result<OwnedFd> {
 
 /// The answer of the availability test.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GroupStatus {
     /// Opened; `viable` as VFIO_GROUP_GET_STATUS says.
     Free {

@@ -1,6 +1,7 @@
 //! Errors of the vfio crate.
 
 use crate::ap::{Apid, Apqi};
+use host::ErrorKind;
 use std::path::PathBuf;
 
 /// Result alias of this crate.
@@ -9,6 +10,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// What can go wrong in the vfio crate. Every variant names the thing at fault; the
 /// `hint` method says how to fix it.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Reading a host file failed or it was malformed.
     #[error(transparent)]
@@ -43,7 +45,7 @@ pub enum Error {
     #[error("{message}")]
     Refused {
         /// Stable kind (`conflict`, `masks`, `limits`, `in-use`, `exists`, ...).
-        kind: &'static str,
+        kind: ErrorKind,
         /// What is wrong, naming the APQN, id, UUID or mask.
         message: String,
         /// How to fix it.

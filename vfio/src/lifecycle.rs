@@ -17,7 +17,7 @@ use crate::mdev_uuid;
 use crate::mdevctl::{self, Definition, IdKind, Start};
 use crate::scan::ApScan;
 use crate::write::{errno_name, SysfsWriter};
-use host::HostRoot;
+use host::{ErrorKind, HostRoot};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -155,7 +155,7 @@ fn check_apqns(scan: &ApScan, uuid: &str, apqns: &[Apqn], autostart: bool) -> Re
     }
     if let Some((q, other)) = first {
         return Err(Error::Refused {
-            kind: "conflict",
+            kind: ErrorKind::Conflict,
             message: conflicts.join("; "),
             hint: format!(
                 "an APQN may belong to one mdev only: take APQN {} away from mdev {other} first ({}) or choose other adapters/domains; `aplaunch ap matrix` shows who holds what",
@@ -172,7 +172,7 @@ fn check_apqns(scan: &ApScan, uuid: &str, apqns: &[Apqn], autostart: bool) -> Re
     if let Some(first) = reserved.first() {
         let list: Vec<String> = reserved.iter().map(|q| q.describe()).collect();
         return Err(Error::Refused {
-            kind: "masks",
+            kind: ErrorKind::Masks,
             message: format!(
                 "APQN {} not allowed for vfio_ap: {}",
                 list.join(", "),
@@ -405,14 +405,14 @@ pub fn create(
     };
     if scan.mdev(&uuid).is_some() {
         return Err(Error::Refused {
-            kind: "exists",
+            kind: ErrorKind::Exists,
             message: format!("mdev {uuid} already exists"),
             hint: "choose another UUID, or leave out --uuid for a random one".into(),
         });
     }
     if dev.available_instances == Some(0) {
         return Err(Error::Refused {
-            kind: "instances",
+            kind: ErrorKind::Instances,
             message: "vfio_ap has no mdev instances left (available_instances is 0)".into(),
             hint: format!(
                 "remove mdevs that are no longer needed (`aplaunch ap mdev remove` with one of {})",
@@ -426,7 +426,7 @@ pub fn create(
     }
     if req.adapters.is_empty() || req.domains.is_empty() {
         return Err(Error::Refused {
-            kind: "matrix",
+            kind: ErrorKind::Matrix,
             message: "an mdev for a guest needs at least one adapter and one usage domain".into(),
             hint: "give --adapter A and --domain D (control domains alone are not usable)".into(),
         });
@@ -454,7 +454,7 @@ pub fn create(
         let files = mdevctl::definition_files(root, &uuid)?;
         if let Some(file) = files.first() {
             return Err(Error::Refused {
-                kind: "exists",
+                kind: ErrorKind::Exists,
                 message: format!(
                     "a definition of mdev {uuid} already exists: {}",
                     root.path(mdevctl::definition_path(file)).display()
@@ -581,7 +581,7 @@ pub fn change(
     let uuid = mdev_uuid::normalize(uuid)?;
     if delta.is_empty() {
         return Err(Error::Refused {
-            kind: "usage",
+            kind: ErrorKind::Usage,
             message: "nothing to change".into(),
             hint: "give --adapter, --domain or --control-domain".into(),
         });
@@ -606,7 +606,7 @@ pub fn change(
     let live = hold.as_ref().is_none_or(GuestHold::any);
     if live && !dynamic && !delta.force {
         return Err(Error::Refused {
-            kind: "in-use",
+            kind: ErrorKind::InUse,
             message: format!(
                 "mdev {uuid} is in use by a running guest ({}) and this kernel cannot change a running guest's matrix ({} has no guest_matrix: vfio_ap before Linux 6.0 answers EBUSY while a guest runs)",
                 hold.as_ref().map(|h| h.describe(&mdev)).unwrap_or_default(),
@@ -752,7 +752,7 @@ pub fn change(
         if edit.changed {
             let path =
                 mdevctl::write_definition(root, &edit.def, true).map_err(|e| Error::Refused {
-                    kind: "define",
+                    kind: ErrorKind::Define,
                     message: format!(
                         "the mdev was changed, but writing its definition failed: {e}"
                     ),
@@ -808,7 +808,7 @@ fn plan_definition_edit(
 ) -> Result<Option<DefinitionEdit>> {
     let malformed = |reason: String| {
         Error::Refused {
-        kind: "malformed",
+        kind: ErrorKind::Malformed,
         message: reason,
         hint: format!(
             "fix the file (mdevctl reads only mdev_type, start and attrs) or remove it with `aplaunch ap mdev remove {uuid} --undefine`; nothing was changed"
@@ -897,7 +897,7 @@ fn check_definition_at_boot(
             })
             .collect();
         return Err(Error::Refused {
-            kind: "conflict",
+            kind: ErrorKind::Conflict,
             message: list.join("; "),
             hint: format!(
                 "an APQN may belong to one autostart definition only: take APQN {} out of the definition of mdev {other} first, or make one of them manual",
@@ -1049,7 +1049,7 @@ pub fn remove(
             let busy = hold.any();
             if busy && !req.force {
                 return Err(Error::Refused {
-                    kind: "in-use",
+                    kind: ErrorKind::InUse,
                     message: format!(
                         "mdev {uuid} is in use: {}; removing it now would wait until the guest lets go of it",
                         hold.describe(m)
@@ -1161,17 +1161,17 @@ pub fn preview_masks(
     aqmask: Option<&MaskSpec>,
 ) -> Result<MaskPreview> {
     let bus = scan.bus.as_ref().ok_or_else(|| Error::Refused {
-        kind: "no-ap-bus",
+        kind: ErrorKind::NoApBus,
         message: "this host has no AP bus (/sys/bus/ap is missing)".into(),
         hint: "load the ap module (modprobe ap) on an IBM Z host".into(),
     })?;
     let cur_ap = bus.apmask.ok_or_else(|| Error::Refused {
-        kind: "masks",
+        kind: ErrorKind::Masks,
         message: "/sys/bus/ap/apmask could not be read".into(),
         hint: "check the file; run as root".into(),
     })?;
     let cur_aq = bus.aqmask.ok_or_else(|| Error::Refused {
-        kind: "masks",
+        kind: ErrorKind::Masks,
         message: "/sys/bus/ap/aqmask could not be read".into(),
         hint: "check the file; run as root".into(),
     })?;
@@ -1231,7 +1231,7 @@ pub fn apply_masks(
             .map(|(q, u)| format!("APQN {} of mdev {u}", q.describe()))
             .collect();
         return Err(Error::Refused {
-            kind: "conflict",
+            kind: ErrorKind::Conflict,
             message: format!(
                 "the new masks would hand queues assigned to mdevs back to the host drivers: {}",
                 list.join(", ")

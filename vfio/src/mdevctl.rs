@@ -20,7 +20,7 @@ use crate::mask::Mask;
 use crate::mdev::MDEV_TYPE;
 use crate::mdev_uuid;
 use crate::number::{kstrtoul, strtol_u8_prefix};
-use host::HostRoot;
+use host::{ErrorKind, HostRoot};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -496,7 +496,7 @@ pub fn read_definition(root: &HostRoot, uuid: &str) -> Result<Option<Definition>
         [] => Ok(None),
         [one] => read_definition_file(root, one),
         many => Err(Error::Refused {
-            kind: "definition",
+            kind: ErrorKind::Definition,
             message: format!(
                 "mdev {} has {} definition files in {}: {} (mdevctl reads each of them: \"Multiple definitions found\")",
                 mdev_uuid::normalize(uuid)?,
@@ -543,7 +543,7 @@ pub fn write_definition(root: &HostRoot, def: &Definition, force: bool) -> Resul
     let existing = definition_files(root, &uuid)?;
     if !force && !existing.is_empty() {
         return Err(Error::Refused {
-            kind: "exists",
+            kind: ErrorKind::Exists,
             message: format!(
                 "a definition of mdev {uuid} already exists: {}",
                 root.path(definition_path(&existing[0])).display()
@@ -671,7 +671,13 @@ mod tests {
         let p = write_definition(&root, &def, false).unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), def.to_json());
         let e = write_definition(&root, &def, false).unwrap_err();
-        assert!(matches!(e, Error::Refused { kind: "exists", .. }));
+        assert!(matches!(
+            e,
+            Error::Refused {
+                kind: ErrorKind::Exists,
+                ..
+            }
+        ));
         let def2 = Definition::new(u, Start::Auto, &[Apid(3)], &[Apqi(4)], &[]);
         write_definition(&root, &def2, true).unwrap();
         assert_eq!(

@@ -12,7 +12,7 @@
 
 use crate::error::{Error, Result};
 use crate::mask::Mask;
-use host::HostRoot;
+use host::{ErrorKind, HostRoot};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -148,7 +148,7 @@ pub fn refuse_reserved_at_boot(
     match apqns.iter().find(|q| ap.test(q.apid.0) && aq.test(q.apqi.0)) {
         None => Ok(()),
         Some(first) => Err(Error::Refused {
-            kind: "persistent-masks",
+            kind: ErrorKind::PersistentMasks,
             message: format!(
                 "APQN {} is reserved for the host by the persistent AP masks (/etc/udev/rules.d/41-ap.rules): an autostart definition with it would fail at the next boot (ap-check refuses it)",
                 reserved.join(", ")
@@ -196,7 +196,7 @@ pub fn change(
         (bus.and_then(|b| b.apmask), bus.and_then(|b| b.aqmask))
     else {
         return Err(Error::Refused {
-            kind: "no-ap-bus",
+            kind: ErrorKind::NoApBus,
             message: "/sys/bus/ap/apmask or aqmask cannot be read: the masks at boot are unknown"
                 .into(),
             hint: "load the ap module on an IBM Z host".into(),
@@ -232,7 +232,7 @@ pub fn change(
     }
     if !conflicts.is_empty() {
         return Err(Error::Refused {
-            kind: "conflict",
+            kind: ErrorKind::Conflict,
             message: format!(
                 "the persistent masks would reserve for the host queues that autostart definitions hold: {}",
                 conflicts.join(", ")

@@ -1,6 +1,6 @@
 //! Lifecycle tests against the kernel model and through real files in host trees.
 
-use host::HostRoot;
+use host::{ErrorKind, HostRoot};
 use std::time::Duration;
 use testkit::hosttree::HostTree;
 use testkit::kernel_model::{Generation, KernelModel};
@@ -415,7 +415,13 @@ fn ebusy_on_an_old_kernel_with_a_running_guest() {
     };
     let err = change(&e.root, &e.model, &e.lock, U, &delta, false).unwrap_err();
     assert!(
-        matches!(err, Error::Refused { kind: "in-use", .. }),
+        matches!(
+            err,
+            Error::Refused {
+                kind: ErrorKind::InUse,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(
@@ -664,7 +670,7 @@ fn masks_refuse_to_take_assigned_queues_back() {
     assert!(matches!(
         err,
         Error::Refused {
-            kind: "conflict",
+            kind: ErrorKind::Conflict,
             ..
         }
     ));

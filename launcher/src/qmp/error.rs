@@ -1,5 +1,6 @@
 //! Errors of the QMP client.
 
+use host::ErrorKind;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -134,18 +135,18 @@ impl Error {
     }
 
     /// A stable machine-readable kind for JSON output (`qmp-timeout`, `qmp-garbage`, ...).
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Connect { .. } | Error::ConnectTimeout { .. } => "qmp-unreachable",
-            Error::NoGreeting { .. } => "qmp-no-greeting",
-            Error::BadGreeting { .. } | Error::Garbage { .. } => "qmp-garbage",
-            Error::LineTooLong { .. } => "qmp-line-too-long",
-            Error::Flood { .. } => "qmp-flood",
-            Error::UnknownReplyId { .. } => "qmp-unknown-id",
-            Error::Disconnected { .. } => "qmp-disconnected",
-            Error::Timeout { .. } => "qmp-timeout",
-            Error::Command { .. } => "qmp-command",
-            Error::Io { .. } | Error::Broken(_) => "qmp-io",
+            Error::Connect { .. } | Error::ConnectTimeout { .. } => ErrorKind::QmpUnreachable,
+            Error::NoGreeting { .. } => ErrorKind::QmpNoGreeting,
+            Error::BadGreeting { .. } | Error::Garbage { .. } => ErrorKind::QmpGarbage,
+            Error::LineTooLong { .. } => ErrorKind::QmpLineTooLong,
+            Error::Flood { .. } => ErrorKind::QmpFlood,
+            Error::UnknownReplyId { .. } => ErrorKind::QmpUnknownId,
+            Error::Disconnected { .. } => ErrorKind::QmpDisconnected,
+            Error::Timeout { .. } => ErrorKind::QmpTimeout,
+            Error::Command { .. } => ErrorKind::QmpCommand,
+            Error::Io { .. } | Error::Broken(_) => ErrorKind::QmpIo,
         }
     }
 

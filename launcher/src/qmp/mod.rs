@@ -804,7 +804,7 @@ mod tests {
             matches!(err, Error::Flood { limit, .. } if limit == 4 << 20),
             "{err:?}"
         );
-        assert_eq!(err.kind(), "qmp-flood");
+        assert_eq!(err.kind(), host::ErrorKind::QmpFlood);
         // the queue is freed and the connection is not used again
         assert!(q.events().is_empty());
         assert!(matches!(q.execute("x", Value::Null), Err(Error::Broken(_))));

@@ -8,19 +8,19 @@ use crate::hex;
 use crate::hostkey::HostKeyHash;
 use crate::readiness::MALFORMED_HINT;
 use crate::uv::UvInfo;
-use host::Check;
+use host::{Check, CheckId};
 use std::path::Path;
 
 /// Id of the structural check.
-pub const ID_FORMAT: &str = "image-format";
+pub const ID_FORMAT: CheckId = CheckId::ImageFormat;
 /// Id of the header-version check.
-pub const ID_VERSION: &str = "image-version";
+pub const ID_VERSION: CheckId = CheckId::ImageVersion;
 /// Id of the plaintext-control-flags check.
-pub const ID_PCF: &str = "image-pcf";
+pub const ID_PCF: CheckId = CheckId::ImagePcf;
 /// Id of the host-key check.
-pub const ID_HOST_KEY: &str = "image-host-key";
+pub const ID_HOST_KEY: CheckId = CheckId::ImageHostKey;
 /// Id of the integrity check.
-pub const ID_INTEGRITY: &str = "image-integrity";
+pub const ID_INTEGRITY: CheckId = CheckId::ImageIntegrity;
 
 const REBUILD: &str = "rebuild the image with genprotimg/pvimg, or copy it again if it was damaged";
 
@@ -75,7 +75,7 @@ pub fn format(img: &SeImage) -> Check {
 }
 
 /// The value of an ultravisor field, or the check to report instead.
-fn uv_field(id: &str, uv: &UvInfo, f: &crate::uv::Field<u64>, file: &str) -> Result<u64, Check> {
+fn uv_field(id: CheckId, uv: &UvInfo, f: &crate::uv::Field<u64>, file: &str) -> Result<u64, Check> {
     if !uv.present {
         return Err(Check::skip(
             id,

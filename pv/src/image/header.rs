@@ -201,6 +201,7 @@ pub struct SeHeader {
 
 /// Why a header could not be parsed at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HeaderError {
     /// Fewer bytes than the fixed part or than `sehs`.
     Truncated {

@@ -25,6 +25,7 @@ pub const PAGE: u64 = 0x1000;
 /// Which builder's conventions an IPIB follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum IpibStyle {
     /// pvimg: exact length, PV version 1, `pv_hdr_addr` = the header's offset.
     Pvimg,

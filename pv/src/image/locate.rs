@@ -32,6 +32,7 @@ pub const MAX_IPIB_SIZE: u64 = 64 * 1024;
 /// Where the builder put things.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Layout {
     /// pvimg (s390-tools 2.36+): metadata at 0xC000 names the header and the IPIB.
     Pvimg {
@@ -122,6 +123,7 @@ impl Source for FileSource {
 
 /// Why a path cannot be opened as an image.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum OpenProblem {
     /// Not a regular file (or missing): the description.
     Path(String),
@@ -181,6 +183,7 @@ pub fn open_file(path: &Path) -> Result<FileSource, OpenProblem> {
 
 /// Why no header could be located or read.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum LocateProblem {
     /// Not an SE image at all.
     NotSe(String),

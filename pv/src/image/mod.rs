@@ -26,7 +26,7 @@ pub use locate::Layout;
 use crate::error::{Error, Result};
 use crate::hex;
 use crate::uv::UvInfo;
-use host::Check;
+use host::{Check, CheckId};
 use locate::{FileSource, LocateProblem, OpenProblem, Source};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -83,6 +83,7 @@ pub struct SeImage {
 
 /// The outcome of an integrity verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Integrity {
     /// All digests and nep match; `cached` when a previous full verification vouched.
     Verified {
@@ -365,7 +366,7 @@ pub fn checks(uv: &UvInfo, image: &Path, options: &VerifyOptions) -> Vec<Check> 
     match SeImage::open(image) {
         Ok(img) => checks_for(uv, &img, options),
         Err(e) => {
-            let skip = |id: &str| {
+            let skip = |id: CheckId| {
                 Check::skip(
                     id,
                     format!("{}: the image could not be parsed", image.display()),
