@@ -6,7 +6,7 @@ use crate::lifecycle::free_command;
 use crate::mdev::MDEV_TYPE;
 use crate::mdev_uuid;
 use crate::mdevctl::Start;
-use crate::scan::{ApScan, Owner};
+use crate::scan::{clashes, ApScan, Clash, Owner};
 use host::{Check, CheckId, HostRoot};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -321,28 +321,14 @@ fn active_checks(
     // mdev-conflicts
     let mut conflicts = Vec::new();
     let mut first: Option<(Apqn, String)> = None;
-    for q in &m.matrix {
-        for o in owners.get(q).into_iter().flatten() {
-            if o.uuid == uuid {
-                continue;
-            }
-            if o.active || o.autostart {
-                first.get_or_insert_with(|| (*q, o.uuid.clone()));
-            }
-            if o.active {
-                conflicts.push(format!(
-                    "APQN {} is also assigned to mdev {}",
-                    q.describe(),
-                    o.uuid
-                ));
-            } else if o.autostart {
-                conflicts.push(format!(
-                    "APQN {} is also in the autostart definition of mdev {}",
-                    q.describe(),
-                    o.uuid
-                ));
-            }
-        }
+    for (q, o, clash) in clashes(owners, &m.matrix, &uuid, true) {
+        let held = match clash {
+            Clash::Active => "is also assigned to mdev",
+            Clash::Autostart => "is also in the autostart definition of mdev",
+            Clash::Inactive => continue,
+        };
+        first.get_or_insert_with(|| (q, o.uuid.clone()));
+        conflicts.push(format!("APQN {} {held} {}", q.describe(), o.uuid));
     }
     // this mdev's own autostart definition against other autostart definitions
     if let Some(d) = scan.definition(&uuid).filter(|d| d.start == Start::Auto) {

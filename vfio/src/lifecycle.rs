@@ -15,7 +15,7 @@ use crate::mask::{Mask, MaskSpec};
 use crate::mdev::{ApConfig, MdevInfo, MATRIX_DIR, MDEV_TYPE, TYPE_DIR};
 use crate::mdev_uuid;
 use crate::mdevctl::{self, Definition, IdKind, Start};
-use crate::scan::ApScan;
+use crate::scan::{clashes, ApScan, Clash};
 use crate::write::{errno_name, SysfsWriter};
 use host::{ErrorKind, HostRoot};
 use serde::Serialize;
@@ -123,35 +123,22 @@ fn check_apqns(scan: &ApScan, uuid: &str, apqns: &[Apqn], autostart: bool) -> Re
     let mut conflicts = Vec::new();
     let mut first: Option<(Apqn, String)> = None;
     let mut warnings = Vec::new();
-    for q in apqns {
-        for o in owners.get(q).into_iter().flatten() {
-            if o.uuid == uuid {
-                continue;
-            }
-            if o.active || (o.autostart && autostart) {
-                first.get_or_insert_with(|| (*q, o.uuid.clone()));
-            }
-            if o.active {
-                conflicts.push(format!(
-                    "APQN {} already in use by mdev {}",
-                    q.describe(),
-                    o.uuid
-                ));
-            } else if o.autostart && autostart {
-                conflicts.push(format!(
-                    "APQN {} is in the autostart definition of mdev {}",
-                    q.describe(),
-                    o.uuid
-                ));
-            } else {
+    for (q, o, clash) in clashes(&owners, apqns, uuid, autostart) {
+        let held = match clash {
+            Clash::Active => "already in use by mdev",
+            Clash::Autostart => "is in the autostart definition of mdev",
+            Clash::Inactive => {
                 warnings.push(format!(
                     "APQN {} is also in the {} definition of mdev {} (not active)",
                     q.describe(),
                     if o.autostart { "autostart" } else { "manual" },
                     o.uuid
                 ));
+                continue;
             }
-        }
+        };
+        first.get_or_insert_with(|| (q, o.uuid.clone()));
+        conflicts.push(format!("APQN {} {held} {}", q.describe(), o.uuid));
     }
     if let Some((q, other)) = first {
         return Err(Error::Refused {

@@ -119,6 +119,45 @@ pub struct Owner {
     pub autostart: bool,
 }
 
+/// How another holder of an APQN stands against an mdev that wants it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clash {
+    /// An active mdev has it: the kernel refuses a second one.
+    Active,
+    /// An autostart definition has it, and autostart definitions count (the mdev starts
+    /// at boot too, where the first one started wins).
+    Autostart,
+    /// Only an inactive definition that does not count has it: worth a warning.
+    Inactive,
+}
+
+/// The holders of `apqns` other than the mdev `uuid`, in APQN order, each with how it
+/// clashes; `autostart_counts` says whether autostart definitions are clashes.
+pub fn clashes<'a>(
+    owners: &'a BTreeMap<Apqn, Vec<Owner>>,
+    apqns: &'a [Apqn],
+    uuid: &'a str,
+    autostart_counts: bool,
+) -> impl Iterator<Item = (Apqn, &'a Owner, Clash)> + 'a {
+    apqns.iter().flat_map(move |q| {
+        owners
+            .get(q)
+            .into_iter()
+            .flatten()
+            .filter(move |o| o.uuid != uuid)
+            .map(move |o| {
+                let clash = if o.active {
+                    Clash::Active
+                } else if o.autostart && autostart_counts {
+                    Clash::Autostart
+                } else {
+                    Clash::Inactive
+                };
+                (*q, o, clash)
+            })
+    })
+}
+
 /// The whole AP picture of a host.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ApScan {
