@@ -11,7 +11,7 @@
 //! cargo run --example orchestrator -- / /var/lib/se/boot.img /run/aplaunch/tenant-42.qmp
 //! ```
 
-use launcher::spec::Disk;
+use launcher::spec::{Disk, SpecErrorKind};
 use launcher::{hotplug, launch, qmp::Qmp, Launch};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
     let launch = Launch::secure(image)
         .name("tenant-42")
         .mdev(mdev)
-        .memory_mib(4096)
+        .memory("4G")
         .smp(2)
         .rng(true)
         .disk(
@@ -56,10 +56,14 @@ fn main() -> ExitCode {
     let planned = match launch.plan(&root) {
         Ok(planned) => planned,
         Err(e) => {
-            let e = e.spec_error();
+            // The error names the setter at fault (`Launch::smp`) and its hint speaks of
+            // setters; the kind is for matching.
             eprintln!("invalid VM spec: {e}");
-            if let Some(hint) = &e.hint {
+            if let Some(hint) = e.spec_error().and_then(|s| s.hint.as_ref()) {
                 eprintln!("  hint: {hint}");
+            }
+            if let Some(SpecErrorKind::SmpOutOfRange { max }) = e.kind() {
+                eprintln!("  (this host's QEMU machine takes at most {max} vCPUs)");
             }
             return ExitCode::from(2);
         }

@@ -36,35 +36,93 @@ use crate::devno::Devno;
 use crate::launch::{self, LaunchOptions, Planned};
 use crate::mac::Mac;
 use crate::spec::{
-    self, Accel, ConsoleBackend, ConsoleKind, Disk, Net, NetBackend, Origins, SpecError, SpecInput,
-    VfioBackend, VmSpec,
+    self, Accel, ConsoleBackend, ConsoleKind, Disk, Net, NetBackend, Origins, Source, Speaker,
+    SpecError, SpecErrorKind, SpecInput, VfioBackend, VmSpec,
 };
+use host::Check;
 use host::HostRoot;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-/// Why a [`Launch`] could not be planned. Failed checks are not errors: they are in
-/// [`Planned::report`], and [`Planned::refused`] says whether the launch may go ahead.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a [`Launch`] could not be planned.
+///
+/// [`Launch::plan`] returns failed checks not as an error but in [`Planned::report`], and
+/// [`Planned::refused`] says whether the launch may go ahead; [`Launch::plan_strict`] (or
+/// [`Planned::into_result`]) turns a refused plan into [`PlanError::Refused`].
+///
+/// A spec error names the input at fault where it came from: the setter for a value set in
+/// code (`Launch::smp`; `Launch::disk #2` for the second disk), `` key `smp` in vm.toml ``
+/// for a key of the [`Launch::config_file`], and the flag (`--smp`) for inputs given with
+/// [`Launch::from_input`], as the command line does. Its hint is phrased the same way.
+/// Match on [`PlanError::kind`] ([`SpecErrorKind`]) rather than on the text.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum PlanError {
     /// The config file named with [`Launch::config_file`] cannot be read or parsed.
     #[error("{0}")]
     Config(SpecError),
     /// The inputs do not make a valid VM spec (a value out of range, a combination that
-    /// cannot run). The error names the input at fault as the command line and the config
-    /// file do (`--smp` for [`Launch::smp`], `` key `smp` in vm.toml `` for the file's
-    /// key; `disk #N` and `net #N` for a disk or NIC built in code that is not valid) and
-    /// carries a hint.
+    /// cannot run).
     #[error("{0}")]
     Spec(SpecError),
+    /// The spec is valid but a check failed (only from [`Launch::plan_strict`] and
+    /// [`Planned::into_result`]).
+    #[error("{0}")]
+    Refused(Refused),
 }
 
 impl PlanError {
-    /// The underlying spec error, with the input at fault and the hint.
-    pub fn spec_error(&self) -> &SpecError {
+    /// The spec error (input at fault, rule, message, hint), unless the plan was refused.
+    pub fn spec_error(&self) -> Option<&SpecError> {
         match self {
-            PlanError::Config(e) | PlanError::Spec(e) => e,
+            PlanError::Config(e) | PlanError::Spec(e) => Some(e),
+            PlanError::Refused(_) => None,
+        }
+    }
+
+    /// The rule the spec broke, unless the plan was refused.
+    pub fn kind(&self) -> Option<SpecErrorKind> {
+        self.spec_error().map(|e| e.kind)
+    }
+}
+
+/// A plan the checks refused: a check failed and [`Launch::force`] was not given. It holds
+/// the whole plan, so the report (and the argv that would have run) stay at hand.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the launch was refused: {} failed", failed_ids(.planned))]
+pub struct Refused {
+    /// The refused plan ([`Planned::refused`] is true).
+    pub planned: Box<Planned>,
+}
+
+impl Refused {
+    /// The failed checks, in the report's order.
+    pub fn failures(&self) -> impl Iterator<Item = &Check> {
+        self.planned.report.failures()
+    }
+}
+
+fn failed_ids(planned: &Planned) -> String {
+    let ids: Vec<&str> = planned.report.failures().map(|c| c.id.as_str()).collect();
+    if ids.is_empty() {
+        "a check".to_string()
+    } else {
+        ids.join(", ")
+    }
+}
+
+impl Planned {
+    /// The plan when the launch may go ahead; a refused plan (a failed check without
+    /// [`Launch::force`]) as an error, for callers that treat a refusal like any other
+    /// failure (`launch.plan(&root)?.into_result()?`).
+    #[allow(clippy::result_large_err)]
+    pub fn into_result(self) -> Result<Planned, PlanError> {
+        if self.refused {
+            Err(PlanError::Refused(Refused {
+                planned: Box::new(self),
+            }))
+        } else {
+            Ok(self)
         }
     }
 }
@@ -76,7 +134,7 @@ impl PlanError {
 /// Unset fields take the CLI's defaults: 2 GiB, one vCPU, KVM, the SCLP console on stdio,
 /// the QMP socket `NAME.qmp` in [`launch::default_qmp_dir`], QEMU discovered on PATH,
 /// its seccomp sandbox on.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[must_use = "a Launch does nothing until it is planned"]
 pub struct Launch {
     /// The inputs given here (they override the config file's keys).
@@ -86,13 +144,31 @@ pub struct Launch {
     /// Where the QMP socket goes when none is named; `None`: [`launch::default_qmp_dir`].
     qmp_dir: Option<PathBuf>,
     options: LaunchOptions,
+    /// Whether errors name setters (built in code) or flags ([`Launch::from_input`]).
+    in_code: bool,
+    /// The setter that set the memory, for naming it in errors.
+    memory_setter: &'static str,
+}
+
+impl Default for Launch {
+    /// A secure guest with nothing set (it needs an image or a disk), named in code.
+    fn default() -> Launch {
+        Launch {
+            input: SpecInput::default(),
+            config: None,
+            qmp_dir: None,
+            options: LaunchOptions::default(),
+            in_code: true,
+            memory_setter: "Launch::memory",
+        }
+    }
 }
 
 impl Launch {
     /// A Secure Execution guest booting `image` (built with pvimg/genprotimg for this
     /// host's keys) with `-kernel`.
     pub fn secure(image: impl Into<PathBuf>) -> Launch {
-        Launch::from_input(SpecInput {
+        Launch::in_code(SpecInput {
             pv_image: Some(image.into()),
             no_pv: Some(false),
             ..SpecInput::default()
@@ -102,7 +178,7 @@ impl Launch {
     /// A Secure Execution guest booting the SE image zipl wrote to its boot disk: the disk
     /// marked with [`Disk::boot`], else the first [`Launch::disk`] (one is needed).
     pub fn secure_from_disk() -> Launch {
-        Launch::from_input(SpecInput {
+        Launch::in_code(SpecInput {
             no_pv: Some(false),
             ..SpecInput::default()
         })
@@ -111,7 +187,7 @@ impl Launch {
     /// A plain (unprotected) guest booting `kernel` with `-kernel`; see
     /// [`Launch::initrd`] and [`Launch::append`].
     pub fn plain(kernel: impl Into<PathBuf>) -> Launch {
-        Launch::from_input(SpecInput {
+        Launch::in_code(SpecInput {
             kernel: Some(kernel.into()),
             no_pv: Some(true),
             ..SpecInput::default()
@@ -121,7 +197,7 @@ impl Launch {
     /// A plain (unprotected) guest booting from its disk: the one marked with
     /// [`Disk::boot`], else the first [`Launch::disk`].
     pub fn plain_from_disk() -> Launch {
-        Launch::from_input(SpecInput {
+        Launch::in_code(SpecInput {
             no_pv: Some(true),
             ..SpecInput::default()
         })
@@ -129,7 +205,18 @@ impl Launch {
 
     /// A guest described by raw inputs, as the command line gives them: every field
     /// optional, text values (`memory`, `mdev`) parsed and checked by [`Launch::plan`].
+    /// Errors name the inputs as the command line's flags (`--smp`), and their hints speak
+    /// of flags: this is the path `aplaunch launch` takes.
     pub fn from_input(input: SpecInput) -> Launch {
+        Launch {
+            input,
+            in_code: false,
+            ..Launch::default()
+        }
+    }
+
+    /// A guest built in code: errors name the setters.
+    fn in_code(input: SpecInput) -> Launch {
         Launch {
             input,
             ..Launch::default()
@@ -155,6 +242,17 @@ impl Launch {
     /// Guest memory in MiB (16 MiB to 16 TiB; default 2048).
     pub fn memory_mib(mut self, mib: u64) -> Launch {
         self.input.memory = Some(mib.to_string());
+        self.memory_setter = "Launch::memory_mib";
+        self
+    }
+
+    /// Guest memory as text, read as `--memory` and the config's `memory` are
+    /// ([`spec::parse_memory`]): `"4G"`, `"4096M"`, `"4GiB"`, `"512MB"`, or a plain number
+    /// of MiB; 16 MiB to 16 TiB. [`Launch::plan`] refuses a size it cannot read
+    /// ([`SpecErrorKind::MemoryOutOfRange`], naming `Launch::memory`).
+    pub fn memory(mut self, size: impl Into<String>) -> Launch {
+        self.input.memory = Some(size.into());
+        self.memory_setter = "Launch::memory";
         self
     }
 
@@ -305,17 +403,31 @@ impl Launch {
     /// Validates the guest (the config file's keys under this `Launch`'s inputs) into a
     /// [`VmSpec`], without looking at any host.
     pub fn spec(&self) -> Result<VmSpec, PlanError> {
+        let named = |setter: String, flag: String| {
+            if self.in_code {
+                Source::setter(setter)
+            } else {
+                Source::flag(flag)
+            }
+        };
         for (i, disk) in self.input.disks.iter().flatten().enumerate() {
-            spec::check_disk(disk, &format!("disk #{}", i + 1)).map_err(PlanError::Spec)?;
+            let n = i + 1;
+            let source = named(format!("Launch::disk #{n}"), format!("disk #{n}"));
+            spec::check_disk(disk, &source).map_err(PlanError::Spec)?;
         }
         for (i, net) in self.input.nets.iter().flatten().enumerate() {
-            check_net(net, &format!("net #{}", i + 1)).map_err(PlanError::Spec)?;
+            let n = i + 1;
+            let source = named(format!("Launch::net #{n}"), format!("net #{n}"));
+            check_net(net, &source).map_err(PlanError::Spec)?;
         }
         let (from_config, config) = match &self.config {
-            Some(path) => (
-                spec::load_config(path).map_err(PlanError::Config)?,
-                Some(path.display().to_string()),
-            ),
+            Some(path) => {
+                let source = named("Launch::config_file".into(), "--config".into());
+                (
+                    spec::load_config_named(path, &source).map_err(PlanError::Config)?,
+                    Some(path.display().to_string()),
+                )
+            }
             None => (SpecInput::default(), None),
         };
         let merged = from_config.clone().overridden_by(self.input.clone());
@@ -328,7 +440,14 @@ impl Launch {
             Some(dir) => dir.clone(),
             None => launch::default_qmp_dir(),
         };
-        spec::validate(merged, &origins, &qmp_dir).map_err(PlanError::Spec)
+        let speaker = if self.in_code {
+            Speaker::Code {
+                memory: self.memory_setter,
+            }
+        } else {
+            Speaker::Cli
+        };
+        spec::validate_spoken(merged, &origins, speaker, &qmp_dir).map_err(PlanError::Spec)
     }
 
     /// Validates the guest, runs every check on the host under `root` (host readiness,
@@ -338,10 +457,16 @@ impl Launch {
         let spec = self.spec()?;
         Ok(launch::plan(root, spec, &self.options))
     }
+
+    /// [`Launch::plan`], with a refused plan (a failed check without [`Launch::force`]) as
+    /// [`PlanError::Refused`]: `Ok` means the launch may go ahead.
+    pub fn plan_strict(&self, root: &HostRoot) -> Result<Planned, PlanError> {
+        self.plan(root)?.into_result()
+    }
 }
 
 /// Checks a NIC built in code as the flag parser checks one given as text.
-fn check_net(net: &Net, source: &str) -> Result<(), SpecError> {
+fn check_net(net: &Net, source: &Source) -> Result<(), SpecError> {
     let (kind, ifname) = match &net.backend {
         NetBackend::User => ("user", None),
         NetBackend::Tap { ifname } => ("tap", Some(ifname.clone())),

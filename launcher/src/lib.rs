@@ -25,7 +25,7 @@ pub mod qmp;
 pub mod snapshot;
 pub mod spec;
 
-pub use guest::{Launch, PlanError};
+pub use guest::{Launch, PlanError, Refused};
 
 /// The README's Rust blocks, compiled as doc tests so that its library examples keep
 /// compiling as the API changes.

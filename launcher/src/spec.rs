@@ -6,6 +6,7 @@
 use crate::devno::{self, Devno};
 use crate::mac::Mac;
 use serde::Deserialize;
+use std::borrow::Borrow;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
@@ -14,31 +15,282 @@ use uuid::Uuid;
 pub const MAX_SMP: u32 = 248;
 /// Default guest memory in MiB.
 pub const DEFAULT_MEMORY_MIB: u64 = 2048;
+/// Smallest guest memory in MiB.
+pub const MIN_MEMORY_MIB: u64 = 16;
+/// Largest guest memory in MiB (16 TiB).
+pub const MAX_MEMORY_MIB: u64 = 16 * 1024 * 1024;
 
-/// A spec that could not be validated: which input, and what is wrong with it.
+/// A spec that could not be validated: which input, which rule it broke, and what is wrong
+/// with it.
+///
+/// Match on [`SpecError::kind`] to react to a rule; the text fields are for people.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{source_name}: {message}")]
 #[non_exhaustive]
 pub struct SpecError {
-    /// The flag (`--smp`) or config key (`smp in vm.toml`) at fault.
+    /// The rule the input broke.
+    pub kind: SpecErrorKind,
+    /// Where the input at fault came from.
+    pub origin: InputOrigin,
+    /// The input at fault, named for its origin: the flag (`--smp`), the config key
+    /// (`` key `smp` in vm.toml ``) or the [`crate::Launch`] setter (`Launch::smp`).
     pub source_name: String,
     /// What is wrong, naming the value.
     pub message: String,
-    /// How to fix it.
+    /// How to fix it, phrased for the origin (flags for the command line, setters for
+    /// code).
     pub hint: Option<String>,
+    /// Who reads the error, for phrasing the hint.
+    speaker: Speaker,
 }
 
-impl SpecError {
-    fn new(source_name: impl Into<String>, message: impl Into<String>) -> Self {
-        SpecError {
-            source_name: source_name.into(),
-            message: message.into(),
-            hint: None,
+/// Where an input at fault came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InputOrigin {
+    /// A command-line flag (`--smp`), or a value handed over as the command line gives it
+    /// ([`crate::Launch::from_input`]).
+    Flag,
+    /// A key of the TOML config file.
+    ConfigKey,
+    /// A [`crate::Launch`] setter or constructor, or a [`Disk`] or [`Net`] built in code.
+    Setter,
+}
+
+/// The rule a spec broke, one per check of [`validate`] and of the flag and config parsers.
+/// New rules may be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SpecErrorKind {
+    /// The config file cannot be read.
+    ConfigUnreadable,
+    /// The config file is not valid TOML, has an unknown key or a value of the wrong type.
+    ConfigInvalid,
+    /// The text of a `--disk` or `--net` flag cannot be read (an unknown option, an
+    /// on/off option with another value).
+    Syntax,
+    /// A path is empty.
+    EmptyPath,
+    /// A path contains a control character (QEMU options cannot carry it).
+    ControlCharInPath,
+    /// A device number is not `fe.0.XXXX` (see [`crate::devno`]).
+    BadDevno,
+    /// The console text names no console, two consoles, or a backend for no console.
+    BadConsole,
+    /// A tap NIC's interface name is not a Linux interface name.
+    BadIfname,
+    /// A tap NIC without an interface name.
+    TapWithoutIfname,
+    /// A user-mode NIC with an interface name.
+    UserWithIfname,
+    /// A network type other than `user` and `tap`.
+    UnknownNetType,
+    /// A MAC address that is not a unicast MAC.
+    BadMac,
+    /// A disk format that is not one of QEMU's ([`DISK_FORMATS_RW`], [`DISK_FORMATS_RO`]).
+    UnknownDiskFormat,
+    /// A writable disk in a format QEMU builds with a format whitelist open read-only
+    /// ([`DISK_FORMATS_RO`]).
+    ReadOnlyFormat,
+    /// A disk cache mode QEMU does not know.
+    UnknownCacheMode,
+    /// The mdev is not a UUID.
+    BadMdevUuid,
+    /// An SE image for a guest without Secure Execution.
+    ImageWithoutPv,
+    /// The kernel command line contains a newline or NUL.
+    NewlineInAppend,
+    /// A kernel command line for a guest that boots no kernel.
+    AppendWithoutKernel,
+    /// An initrd for a guest that boots no kernel.
+    InitrdWithoutKernel,
+    /// A kernel, initrd or command line for a secure guest (they are sealed in its image).
+    SealedInImage,
+    /// A secure guest with neither an SE image nor a disk to boot the SE image from.
+    MissingImage,
+    /// A secure guest under TCG.
+    PvNeedsKvm,
+    /// The guest name is not 1 to 64 characters of A-Z, a-z, 0-9, `-`, `_`, `.`.
+    BadName,
+    /// The memory size cannot be read or is outside `min_mib..=max_mib` MiB.
+    MemoryOutOfRange {
+        /// The smallest size, in MiB.
+        min_mib: u64,
+        /// The largest size, in MiB.
+        max_mib: u64,
+    },
+    /// The vCPU count is outside `1..=max`.
+    SmpOutOfRange {
+        /// The largest count ([`MAX_SMP`]).
+        max: u32,
+    },
+    /// A VFIO backend other than auto without an mdev.
+    VfioBackendWithoutMdev,
+    /// An mdev under TCG (no AP passthrough).
+    MdevNeedsKvm,
+    /// Huge-page backing for a secure guest.
+    PvHugepages,
+    /// `iommu_platform` turned off for a secure guest.
+    PvWithoutIommuPlatform,
+    /// The console's socket is also the QMP socket.
+    ConsoleIsQmpSocket,
+    /// Two virtio-ccw devices have the same device number.
+    DevnoCollision,
+    /// No device number is left in a device kind's range.
+    DevnoRangeFull,
+    /// A device number in the extra QEMU arguments is also one of aplaunch's devices'.
+    DevnoInExtraArgs,
+    /// A memory balloon in a secure guest's extra QEMU arguments.
+    BalloonInExtraArgs,
+    /// Huge-page backing in a secure guest's extra QEMU arguments.
+    HugepagesInExtraArgs,
+    /// Two disks are marked as the boot disk.
+    TwoBootDisks,
+    /// A disk is marked as the boot disk of a guest that boots a kernel.
+    BootDiskWithKernel,
+    /// The user QEMU runs as is not a portable user name.
+    BadUser,
+}
+
+impl SpecErrorKind {
+    /// The hint for an input set in code, where it differs from the command line's: it
+    /// names the [`crate::Launch`] setter or the [`Disk`] / [`Net`] method instead of a flag.
+    fn code_hint(self) -> Option<String> {
+        use SpecErrorKind::*;
+        let hint = match self {
+            ConfigUnreadable => "give Launch::config_file a readable TOML file".into(),
+            BadConsole => "use Launch::console; ConsoleKind::None takes only ConsoleBackend::Stdio".into(),
+            UnknownDiskFormat => "use Disk::format(\"raw\") or Disk::format(\"qcow2\") (`qemu-img info FILE` shows an image's format)".into(),
+            ReadOnlyFormat => "convert it with `qemu-img convert -O qcow2 IMAGE NEW.qcow2`, or attach it with Disk::readonly".into(),
+            UnknownCacheMode => "use Disk::cache with none, writeback, writethrough, directsync or unsafe".into(),
+            ImageWithoutPv => "use Launch::secure to boot the SE image, or Launch::plain for a plain guest".into(),
+            AppendWithoutKernel => "boot a kernel with Launch::plain(KERNEL), or drop Launch::append (a disk boots with its own command line)".into(),
+            InitrdWithoutKernel => "boot a kernel with Launch::plain(KERNEL), or drop Launch::initrd".into(),
+            SealedInImage => "rebuild the SE image with pvimg/genprotimg to change them, or use Launch::plain for a plain guest".into(),
+            MissingImage => "use Launch::secure(IMAGE); or Launch::secure_from_disk with a Launch::disk to boot the SE image zipl wrote to that disk; or Launch::plain / Launch::plain_from_disk for a plain guest".into(),
+            PvNeedsKvm => "use Launch::accel(Accel::Kvm), or Launch::plain to test a plain guest under TCG".into(),
+            MemoryOutOfRange { min_mib, max_mib } => format!("give Launch::memory a size like \"4G\" or \"4096M\", or Launch::memory_mib a number of MiB between {min_mib} and {max_mib}"),
+            SmpOutOfRange { max } => format!("give Launch::smp between 1 and {max}"),
+            VfioBackendWithoutMdev => "add Launch::mdev with the UUID of the crypto mdev (`aplaunch ap list` shows them), or drop Launch::vfio_backend".into(),
+            MdevNeedsKvm => "use Launch::accel(Accel::Kvm), or drop Launch::mdev to test under TCG".into(),
+            PvHugepages => "drop Launch::hugepages for a secure guest".into(),
+            PvWithoutIommuPlatform => "drop Launch::iommu_platform(false) for a secure guest".into(),
+            DevnoCollision | DevnoRangeFull => "give one of them another Disk::devno or Net::devno (disks are numbered from fe.0.0000, NICs from fe.0.1000, the virtio console fe.0.2000, the rng fe.0.3000)".into(),
+            DevnoInExtraArgs => "give the extra device another devno, or that device Disk::devno or Net::devno".into(),
+            TwoBootDisks => "call Disk::boot on one disk".into(),
+            BootDiskWithKernel => "drop Disk::boot, or use Launch::plain_from_disk to boot from the disk".into(),
+            BadUser => "give Launch::user the name of an existing unprivileged user, e.g. \"qemu\"".into(),
+            BadMac => "give Net::mac a unicast MAC, or leave it out to get one derived from the guest name".into(),
+            _ => return None,
+        };
+        Some(hint)
+    }
+}
+
+/// Who the errors speak to: the command line names flags and its hints speak of flags; a
+/// [`crate::Launch`] built in code names its setters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Speaker {
+    /// Flags (`--smp`) and config keys, as `aplaunch launch` prints them.
+    #[default]
+    Cli,
+    /// Setters (`Launch::smp`) and config keys; `memory` is the setter that set the
+    /// memory (`Launch::memory` or `Launch::memory_mib`).
+    Code {
+        /// The memory setter's name.
+        memory: &'static str,
+    },
+}
+
+impl Speaker {
+    fn is_code(self) -> bool {
+        matches!(self, Speaker::Code { .. })
+    }
+
+    /// The command line's text or the code's.
+    fn say<'a>(self, cli: &'a str, code: &'a str) -> &'a str {
+        if self.is_code() {
+            code
+        } else {
+            cli
+        }
+    }
+}
+
+/// The input an error is about: its name, where it came from and who reads the error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Source {
+    name: String,
+    origin: InputOrigin,
+    speaker: Speaker,
+}
+
+impl Source {
+    /// A command-line flag.
+    pub(crate) fn flag(name: impl Into<String>) -> Source {
+        Source {
+            name: name.into(),
+            origin: InputOrigin::Flag,
+            speaker: Speaker::Cli,
         }
     }
 
+    /// A config file's key, `` key `KEY` in FILE ``.
+    fn key(name: impl Into<String>) -> Source {
+        Source {
+            name: name.into(),
+            origin: InputOrigin::ConfigKey,
+            speaker: Speaker::Cli,
+        }
+    }
+
+    /// A setter of a [`crate::Launch`] (or a disk or NIC built in code).
+    pub(crate) fn setter(name: impl Into<String>) -> Source {
+        Source {
+            name: name.into(),
+            origin: InputOrigin::Setter,
+            speaker: Speaker::Code {
+                memory: "Launch::memory",
+            },
+        }
+    }
+
+    /// A name given as text to a public parser: a config key when it reads like one,
+    /// else a flag.
+    fn named(name: &str) -> Source {
+        if name.starts_with("key `") {
+            Source::key(name)
+        } else {
+            Source::flag(name)
+        }
+    }
+
+    fn spoken_to(mut self, speaker: Speaker) -> Source {
+        self.speaker = speaker;
+        self
+    }
+}
+
+impl SpecError {
+    fn new(kind: SpecErrorKind, source: impl Borrow<Source>, message: impl Into<String>) -> Self {
+        let source = source.borrow();
+        SpecError {
+            kind,
+            origin: source.origin,
+            source_name: source.name.clone(),
+            message: message.into(),
+            hint: None,
+            speaker: source.speaker,
+        }
+    }
+
+    /// Sets the command line's hint, or for code the kind's hint when it has its own.
     fn hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        let code_hint = match self.speaker {
+            Speaker::Code { .. } => self.kind.code_hint(),
+            Speaker::Cli => None,
+        };
+        self.hint = Some(code_hint.unwrap_or_else(|| hint.into()));
         self
     }
 }
@@ -404,10 +656,19 @@ struct ConfigNet {
 
 /// Reads a TOML VM config. Relative paths in it are taken relative to the file's directory.
 pub fn load_config(path: &Path) -> Result<SpecInput, SpecError> {
+    load_config_named(path, &Source::flag("--config"))
+}
+
+/// [`load_config`], naming the file's input `source` when it cannot be read.
+pub(crate) fn load_config_named(path: &Path, source: &Source) -> Result<SpecInput, SpecError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
-        SpecError::new("--config", format!("cannot read {shown}: {e}"))
-            .hint("name a readable TOML file")
+        SpecError::new(
+            SpecErrorKind::ConfigUnreadable,
+            source,
+            format!("cannot read {shown}: {e}"),
+        )
+        .hint("name a readable TOML file")
     })?;
     let base = path
         .parent()
@@ -429,10 +690,14 @@ pub fn parse_config(text: &str, shown: &str, base: &Path) -> Result<SpecInput, S
             .span()
             .map(|s| format!(" (line {})", text[..s.start].matches('\n').count() + 1))
             .unwrap_or_default();
-        SpecError::new(key, format!("{msg}{line}"))
-            .hint("see the VM config section of the README for the keys and their types")
+        SpecError::new(
+            SpecErrorKind::ConfigInvalid,
+            Source::key(key),
+            format!("{msg}{line}"),
+        )
+        .hint("see the VM config section of the README for the keys and their types")
     })?;
-    let key = |k: &str| format!("key `{k}` in {shown}");
+    let key = |k: &str| Source::key(format!("key `{k}` in {shown}"));
     let rel = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
     let memory = match file.memory {
         None => None,
@@ -463,7 +728,7 @@ pub fn parse_config(text: &str, shown: &str, base: &Path) -> Result<SpecInput, S
     let console = file
         .console
         .as_deref()
-        .map(|c| parse_console(c, &key("console"), base))
+        .map(|c| parse_console_named(c, &key("console"), base))
         .transpose()?;
     Ok(SpecInput {
         name: file.name,
@@ -525,13 +790,18 @@ pub fn split_qemu_opts(text: &str) -> Vec<String> {
 /// Parses `--disk PATH[,format=F][,readonly=on|off][,cache=C][,devno=fe.0.XXXX][,boot=on]`
 /// (`,,` for a comma in PATH).
 pub fn parse_disk_flag(text: &str) -> Result<Disk, SpecError> {
-    const FLAG: &str = "--disk";
+    let flag = &Source::flag("--disk");
     const USAGE: &str =
         "use --disk PATH[,format=raw|qcow2][,readonly=on][,cache=none][,devno=fe.0.XXXX][,boot=on]";
     let mut parts = split_qemu_opts(text).into_iter();
     let path = parts.next().unwrap_or_default();
     if path.is_empty() {
-        return Err(SpecError::new(FLAG, format!("{text:?} has no path")).hint(USAGE));
+        return Err(SpecError::new(
+            SpecErrorKind::EmptyPath,
+            flag,
+            format!("{text:?} has no path"),
+        )
+        .hint(USAGE));
     }
     let mut disk = Disk {
         path: PathBuf::from(path),
@@ -545,8 +815,12 @@ pub fn parse_disk_flag(text: &str) -> Result<Disk, SpecError> {
         let (k, v) = opt.split_once('=').unwrap_or((opt.as_str(), ""));
         let on_off = |key: &str| {
             parse_on_off(v).ok_or_else(|| {
-                SpecError::new(FLAG, format!("{key}={v:?} in {text:?} is not on or off"))
-                    .hint(format!("use {key}=on or {key}=off"))
+                SpecError::new(
+                    SpecErrorKind::Syntax,
+                    flag,
+                    format!("{key}={v:?} in {text:?} is not on or off"),
+                )
+                .hint(format!("use {key}=on or {key}=off"))
             })
         };
         match k {
@@ -554,23 +828,23 @@ pub fn parse_disk_flag(text: &str) -> Result<Disk, SpecError> {
             "readonly" => disk.readonly = on_off("readonly")?,
             "boot" => disk.boot = on_off("boot")?,
             "cache" => disk.cache = Some(v.to_string()),
-            "devno" => disk.devno = Some(parse_devno(v, FLAG)?),
+            "devno" => disk.devno = Some(parse_devno(v, flag)?),
             _ => {
                 return Err(
-                    SpecError::new(FLAG, format!("unknown option {opt:?} in {text:?}")).hint(
+                    SpecError::new(SpecErrorKind::Syntax, flag, format!("unknown option {opt:?} in {text:?}")).hint(
                         "options are format=, readonly=, cache=, devno=, boot=; write a comma in the path as ,,",
                     ),
                 )
             }
         }
     }
-    check_disk(&disk, FLAG)?;
+    check_disk(&disk, flag)?;
     Ok(disk)
 }
 
-fn parse_devno(text: &str, source: &str) -> Result<Devno, SpecError> {
+fn parse_devno(text: &str, source: &Source) -> Result<Devno, SpecError> {
     Devno::parse(text).map_err(|m| {
-        SpecError::new(source, m).hint(
+        SpecError::new(SpecErrorKind::BadDevno, source, m).hint(
             "write devno=fe.0.XXXX (4 hex digits; subchannel sets fe.0 to fe.3); see the device numbers section of the README",
         )
     })
@@ -583,6 +857,14 @@ fn parse_devno(text: &str, source: &str) -> Result<Devno, SpecError> {
 pub fn parse_console(
     text: &str,
     source: &str,
+    base: &Path,
+) -> Result<(ConsoleKind, ConsoleBackend), SpecError> {
+    parse_console_named(text, &Source::named(source), base)
+}
+
+fn parse_console_named(
+    text: &str,
+    source: &Source,
     base: &Path,
 ) -> Result<(ConsoleKind, ConsoleBackend), SpecError> {
     const USAGE: &str =
@@ -615,13 +897,20 @@ pub fn parse_console(
         } else if let Some(b) = backend_value {
             backend.replace(b).is_some()
         } else {
-            return Err(
-                SpecError::new(source, format!("{part:?} in {text:?} is not a console"))
-                    .hint(USAGE),
-            );
+            return Err(SpecError::new(
+                SpecErrorKind::BadConsole,
+                source,
+                format!("{part:?} in {text:?} is not a console"),
+            )
+            .hint(USAGE));
         };
         if dup {
-            return Err(SpecError::new(source, format!("{text:?} names two consoles")).hint(USAGE));
+            return Err(SpecError::new(
+                SpecErrorKind::BadConsole,
+                source,
+                format!("{text:?} names two consoles"),
+            )
+            .hint(USAGE));
         }
     }
     let backend = backend.unwrap_or(ConsoleBackend::Stdio);
@@ -631,6 +920,7 @@ pub fn parse_console(
     let kind = kind.unwrap_or(ConsoleKind::Sclp);
     if kind == ConsoleKind::None && backend != ConsoleBackend::Stdio {
         return Err(SpecError::new(
+            SpecErrorKind::BadConsole,
             source,
             format!("{text:?} asks for no console and for a console backend"),
         )
@@ -641,7 +931,7 @@ pub fn parse_console(
 
 /// Parses `--net user[,mac=M][,devno=D]` or `--net tap,ifname=IF[,mac=M][,devno=D]`.
 pub fn parse_net_flag(text: &str) -> Result<Net, SpecError> {
-    const FLAG: &str = "--net";
+    let flag = &Source::flag("--net");
     let mut parts = split_qemu_opts(text).into_iter();
     let kind = parts.next().unwrap_or_default();
     let (mut ifname, mut mac, mut devno) = (None, None, None);
@@ -649,17 +939,17 @@ pub fn parse_net_flag(text: &str) -> Result<Net, SpecError> {
         match opt.split_once('=') {
             Some(("ifname", v)) => ifname = Some(v.to_string()),
             Some(("mac", v)) => mac = Some(v.to_string()),
-            Some(("devno", v)) => devno = Some(parse_devno(v, FLAG)?),
+            Some(("devno", v)) => devno = Some(parse_devno(v, flag)?),
             _ => {
                 return Err(
-                    SpecError::new(FLAG, format!("unknown option {opt:?} in {text:?}")).hint(
+                    SpecError::new(SpecErrorKind::Syntax, flag, format!("unknown option {opt:?} in {text:?}")).hint(
                         "use --net user[,mac=M][,devno=fe.0.XXXX] or --net tap,ifname=IF[,mac=M][,devno=fe.0.XXXX]",
                     ),
                 )
             }
         }
     }
-    net_from_parts(&kind, ifname, mac, devno, FLAG)
+    net_from_parts(&kind, ifname, mac, devno, flag)
 }
 
 pub(crate) fn net_from_parts(
@@ -667,7 +957,7 @@ pub(crate) fn net_from_parts(
     ifname: Option<String>,
     mac: Option<String>,
     devno: Option<Devno>,
-    source: &str,
+    source: &Source,
 ) -> Result<Net, SpecError> {
     let backend = match (kind, ifname) {
         ("user", None) => NetBackend::User,
@@ -679,6 +969,7 @@ pub(crate) fn net_from_parts(
                     .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
             if !ok {
                 return Err(SpecError::new(
+                    SpecErrorKind::BadIfname,
                     source,
                     format!("{ifname:?} is not a network interface name"),
                 )
@@ -687,18 +978,28 @@ pub(crate) fn net_from_parts(
             NetBackend::Tap { ifname }
         }
         ("tap", None) => {
-            return Err(SpecError::new(source, "a tap NIC needs ifname")
-                .hint("use tap,ifname=tap0 (the tap interface must exist)"))
+            return Err(SpecError::new(
+                SpecErrorKind::TapWithoutIfname,
+                source,
+                "a tap NIC needs ifname",
+            )
+            .hint("use tap,ifname=tap0 (the tap interface must exist)"))
         }
         ("user", Some(_)) => {
-            return Err(SpecError::new(source, "a user NIC takes no ifname")
-                .hint("drop ifname, or use tap,ifname=IF"))
+            return Err(SpecError::new(
+                SpecErrorKind::UserWithIfname,
+                source,
+                "a user NIC takes no ifname",
+            )
+            .hint("drop ifname, or use tap,ifname=IF"))
         }
         (other, _) => {
-            return Err(
-                SpecError::new(source, format!("unknown network type {other:?}"))
-                    .hint("the types are user and tap"),
+            return Err(SpecError::new(
+                SpecErrorKind::UnknownNetType,
+                source,
+                format!("unknown network type {other:?}"),
             )
+            .hint("the types are user and tap"))
         }
     };
     let mac = match mac {
@@ -706,7 +1007,7 @@ pub(crate) fn net_from_parts(
         Some(m) => Some(
             Mac::parse(&m)
                 .map_err(|e| {
-                    SpecError::new(source, e).hint(
+                    SpecError::new(SpecErrorKind::BadMac, source, e).hint(
                         "write a unicast MAC as six hex pairs (first octet even, e.g. 52:54:00:12:34:56), or leave mac= out to get one derived from the guest name",
                     )
                 })?
@@ -746,11 +1047,12 @@ pub const DISK_FORMATS_RO: &[&str] = &[
     "dmg",
 ];
 
-pub(crate) fn check_disk(disk: &Disk, source: &str) -> Result<(), SpecError> {
+pub(crate) fn check_disk(disk: &Disk, source: &Source) -> Result<(), SpecError> {
     check_path(&disk.path, source)?;
     let format = disk.format.as_str();
     if !DISK_FORMATS_RW.contains(&format) && !DISK_FORMATS_RO.contains(&format) {
         return Err(SpecError::new(
+            SpecErrorKind::UnknownDiskFormat,
             source,
             format!(
                 "format {format:?} is not a QEMU image format (read-write: {}; read-only: {})",
@@ -761,7 +1063,7 @@ pub(crate) fn check_disk(disk: &Disk, source: &str) -> Result<(), SpecError> {
         .hint("use format=raw or format=qcow2 (`qemu-img info FILE` shows an image's format)"));
     }
     if !disk.readonly && DISK_FORMATS_RO.contains(&format) {
-        return Err(SpecError::new(
+        return Err(SpecError::new(SpecErrorKind::ReadOnlyFormat,
             source,
             format!(
                 "format {format:?} is opened read-only by QEMU builds with a format whitelist (read-write: {})",
@@ -775,10 +1077,12 @@ pub(crate) fn check_disk(disk: &Disk, source: &str) -> Result<(), SpecError> {
     if let Some(cache) = &disk.cache {
         if !["none", "writeback", "writethrough", "directsync", "unsafe"].contains(&cache.as_str())
         {
-            return Err(
-                SpecError::new(source, format!("cache mode {cache:?} is unknown"))
-                    .hint("use cache=none, writeback, writethrough, directsync or unsafe"),
-            );
+            return Err(SpecError::new(
+                SpecErrorKind::UnknownCacheMode,
+                source,
+                format!("cache mode {cache:?} is unknown"),
+            )
+            .hint("use cache=none, writeback, writethrough, directsync or unsafe"));
         }
     }
     Ok(())
@@ -786,14 +1090,18 @@ pub(crate) fn check_disk(disk: &Disk, source: &str) -> Result<(), SpecError> {
 
 /// Paths go into QEMU options: commas are escaped, but a control character (a newline)
 /// has no place in a path QEMU is given.
-fn check_path(path: &Path, source: &str) -> Result<(), SpecError> {
+fn check_path(path: &Path, source: &Source) -> Result<(), SpecError> {
     use std::os::unix::ffi::OsStrExt;
     let bytes = path.as_os_str().as_bytes();
     if bytes.is_empty() {
-        return Err(SpecError::new(source, "the path is empty").hint("name a file"));
+        return Err(
+            SpecError::new(SpecErrorKind::EmptyPath, source, "the path is empty")
+                .hint("name a file"),
+        );
     }
     if bytes.iter().any(|b| b.is_ascii_control()) {
         return Err(SpecError::new(
+            SpecErrorKind::ControlCharInPath,
             source,
             format!("the path {:?} contains a control character", path),
         )
@@ -828,15 +1136,6 @@ pub fn parse_memory(text: &str) -> Option<u64> {
     Some(mib)
 }
 
-/// Names of the flags (or config keys) for errors: `(flag, key)`.
-fn src(flag: &str, from_config: bool, config: &str, key: &str) -> String {
-    if from_config {
-        format!("key `{key}` in {config}")
-    } else {
-        flag.to_string()
-    }
-}
-
 /// Where a field's value came from, for naming it in errors.
 #[derive(Debug, Clone, Default)]
 pub struct Origins {
@@ -848,7 +1147,8 @@ pub struct Origins {
     pub from_flags: SpecInput,
 }
 
-/// Validates the merged input into a [`VmSpec`].
+/// Validates the merged input into a [`VmSpec`]. Errors name the flags and config keys
+/// (`--smp`, `` key `smp` in vm.toml ``), as `aplaunch launch` prints them.
 ///
 /// `default_qmp_dir` is where the QMP socket goes when neither `--qmp` nor `qmp` is given.
 pub fn validate(
@@ -856,24 +1156,49 @@ pub fn validate(
     origins: &Origins,
     default_qmp_dir: &Path,
 ) -> Result<VmSpec, SpecError> {
+    validate_spoken(input, origins, Speaker::Cli, default_qmp_dir)
+}
+
+/// [`validate`], with errors spoken to `speaker`: for code, `origins.from_flags` holds what
+/// the setters set and errors name the setters.
+pub(crate) fn validate_spoken(
+    input: SpecInput,
+    origins: &Origins,
+    speaker: Speaker,
+    default_qmp_dir: &Path,
+) -> Result<VmSpec, SpecError> {
     let config = origins.config.as_deref().unwrap_or("the config");
-    // A field's error names the flag when the flag set it, else the config key.
+    // A field's error names the config key when only the config set it, else the flag
+    // (or, for code, the setter).
     macro_rules! name {
-        ($field:ident, $flag:expr, $key:expr) => {
-            src(
-                $flag,
-                origins.from_flags.$field.is_none() && origins.from_config.$field.is_some(),
-                config,
-                $key,
-            )
-        };
+        ($field:ident, $flag:expr, $key:expr, $setter:expr) => {{
+            let source =
+                if origins.from_flags.$field.is_none() && origins.from_config.$field.is_some() {
+                    Source::key(format!("key `{}` in {config}", $key))
+                } else if speaker.is_code() {
+                    Source::setter($setter)
+                } else {
+                    Source::flag($flag)
+                };
+            source.spoken_to(speaker)
+        }};
     }
+    let memory_setter = match speaker {
+        Speaker::Code { memory } => memory,
+        Speaker::Cli => "Launch::memory",
+    };
+    let extra_args_source = if speaker.is_code() {
+        Source::setter("Launch::extra_args")
+    } else {
+        Source::flag("extra QEMU arguments")
+    };
 
     let mdev = match &input.mdev {
         None => None,
         Some(text) => Some(vfio::mdev_uuid::parse(text).ok_or_else(|| {
             SpecError::new(
-                name!(mdev, "--mdev", "mdev"),
+                SpecErrorKind::BadMdevUuid,
+                name!(mdev, "--mdev", "mdev", "Launch::mdev"),
                 format!("{text:?} is not a UUID"),
             )
             .hint("give the mdev's UUID as in /sys/bus/mdev/devices (see `aplaunch ap list`)")
@@ -884,17 +1209,25 @@ pub fn validate(
     let boot = if no_pv {
         if let Some(img) = &input.pv_image {
             return Err(SpecError::new(
-                name!(pv_image, "--pv-image", "pv-image"),
+                SpecErrorKind::ImageWithoutPv,
+                name!(pv_image, "--pv-image", "pv-image", "Launch::secure"),
                 format!(
-                    "{} was given for a guest without Secure Execution (--no-pv)",
-                    img.display()
+                    "{} was given for a guest without Secure Execution {}",
+                    img.display(),
+                    speaker.say("(--no-pv)", "(`pv = false` in the config)")
                 ),
             )
             .hint("drop --no-pv to boot the SE image, or drop --pv-image for a plain guest"));
         }
         for (p, n) in [
-            (&input.kernel, name!(kernel, "--kernel", "kernel")),
-            (&input.initrd, name!(initrd, "--initrd", "initrd")),
+            (
+                &input.kernel,
+                name!(kernel, "--kernel", "kernel", "Launch::plain"),
+            ),
+            (
+                &input.initrd,
+                name!(initrd, "--initrd", "initrd", "Launch::initrd"),
+            ),
         ] {
             if let Some(p) = p {
                 check_path(p, &n)?;
@@ -903,23 +1236,32 @@ pub fn validate(
         if let Some(a) = &input.append {
             if a.contains('\n') || a.contains('\0') {
                 return Err(SpecError::new(
-                    name!(append, "--append", "append"),
+                    SpecErrorKind::NewlineInAppend,
+                    name!(append, "--append", "append", "Launch::append"),
                     "the kernel command line contains a newline",
                 )
                 .hint("write the kernel command line on one line"));
             }
             if input.kernel.is_none() {
                 return Err(SpecError::new(
-                    name!(append, "--append", "append"),
-                    "a kernel command line without --kernel",
+                    SpecErrorKind::AppendWithoutKernel,
+                    name!(append, "--append", "append", "Launch::append"),
+                    speaker.say(
+                        "a kernel command line without --kernel",
+                        "a kernel command line for a guest that boots no kernel",
+                    ),
                 )
                 .hint("add --kernel, or drop --append (a disk boots with its own command line)"));
             }
         }
         if input.initrd.is_some() && input.kernel.is_none() {
             return Err(SpecError::new(
-                name!(initrd, "--initrd", "initrd"),
-                "an initrd without --kernel",
+                SpecErrorKind::InitrdWithoutKernel,
+                name!(initrd, "--initrd", "initrd", "Launch::initrd"),
+                speaker.say(
+                    "an initrd without --kernel",
+                    "an initrd for a guest that boots no kernel",
+                ),
             )
             .hint("add --kernel, or drop --initrd"));
         }
@@ -930,12 +1272,21 @@ pub fn validate(
         }
     } else {
         for (given, n) in [
-            (input.kernel.is_some(), name!(kernel, "--kernel", "kernel")),
-            (input.initrd.is_some(), name!(initrd, "--initrd", "initrd")),
-            (input.append.is_some(), name!(append, "--append", "append")),
+            (
+                input.kernel.is_some(),
+                name!(kernel, "--kernel", "kernel", "Launch::plain"),
+            ),
+            (
+                input.initrd.is_some(),
+                name!(initrd, "--initrd", "initrd", "Launch::initrd"),
+            ),
+            (
+                input.append.is_some(),
+                name!(append, "--append", "append", "Launch::append"),
+            ),
         ] {
             if given {
-                return Err(SpecError::new(
+                return Err(SpecError::new(SpecErrorKind::SealedInImage,
                     n,
                     "cannot be used with a Secure Execution image: the kernel, initrd and command line are sealed inside it",
                 )
@@ -948,14 +1299,22 @@ pub fn validate(
         let disk_boot = input.disks.as_ref().is_some_and(|d| !d.is_empty());
         let image = input.pv_image.clone();
         if image.is_none() && !(explicit_pv && disk_boot) {
-            return Err(SpecError::new(
-                "--pv-image",
+            let source = if speaker.is_code() {
+                Source::setter("Launch::secure_from_disk").spoken_to(speaker)
+            } else {
+                Source::flag("--pv-image")
+            };
+            return Err(SpecError::new(SpecErrorKind::MissingImage,
+                source,
                 "a Secure Execution guest needs its SE image",
             )
             .hint("add --pv-image IMG; or --pv with --disk to boot the SE image zipl wrote to that disk; or --no-pv (with --kernel or --disk) for a plain guest"));
         }
         if let Some(image) = &image {
-            check_path(image, &name!(pv_image, "--pv-image", "pv-image"))?;
+            check_path(
+                image,
+                &name!(pv_image, "--pv-image", "pv-image", "Launch::secure"),
+            )?;
         }
         Boot::Pv { image }
     };
@@ -964,7 +1323,8 @@ pub fn validate(
     let accel = input.accel.unwrap_or(Accel::Kvm);
     if pv && accel == Accel::Tcg {
         return Err(SpecError::new(
-            name!(accel, "--accel", "accel"),
+            SpecErrorKind::PvNeedsKvm,
+            name!(accel, "--accel", "accel", "Launch::accel"),
             "Secure Execution requires KVM; tcg cannot run a protected guest",
         )
         .hint("use --accel kvm, or --no-pv to test a plain guest under tcg"));
@@ -982,7 +1342,8 @@ pub fn validate(
         && !name.starts_with('.');
     if !name_ok {
         return Err(SpecError::new(
-            name!(name, "--name", "name"),
+            SpecErrorKind::BadName,
+            name!(name, "--name", "name", "Launch::name"),
             format!("{name:?} is not a usable guest name"),
         )
         .hint("use 1 to 64 characters of A-Z, a-z, 0-9, -, _ and . (not starting with .)"));
@@ -991,10 +1352,14 @@ pub fn validate(
     let memory_mib = match &input.memory {
         None => DEFAULT_MEMORY_MIB,
         Some(text) => match parse_memory(text) {
-            Some(m) if (16..=16 * 1024 * 1024).contains(&m) => m,
+            Some(m) if (MIN_MEMORY_MIB..=MAX_MEMORY_MIB).contains(&m) => m,
             _ => {
                 return Err(SpecError::new(
-                    name!(memory, "--memory", "memory"),
+                    SpecErrorKind::MemoryOutOfRange {
+                        min_mib: MIN_MEMORY_MIB,
+                        max_mib: MAX_MEMORY_MIB,
+                    },
+                    name!(memory, "--memory", "memory", memory_setter),
                     format!("{text:?} is not a memory size between 16M and 16T"),
                 )
                 .hint("write a size like 4G, 4096M or 4096 (MiB)"))
@@ -1007,7 +1372,8 @@ pub fn validate(
         Some(n) if (1..=u64::from(MAX_SMP)).contains(&n) => n as u32,
         Some(n) => {
             return Err(SpecError::new(
-                name!(smp, "--smp", "smp"),
+                SpecErrorKind::SmpOutOfRange { max: MAX_SMP },
+                name!(smp, "--smp", "smp", "Launch::smp"),
                 format!("{n} vCPUs is outside 1..={MAX_SMP}"),
             )
             .hint(format!("use --smp between 1 and {MAX_SMP}")))
@@ -1016,15 +1382,19 @@ pub fn validate(
 
     let vfio_backend = input.vfio_backend.unwrap_or(VfioBackend::Auto);
     if mdev.is_none() && input.vfio_backend.is_some_and(|b| b != VfioBackend::Auto) {
-        return Err(SpecError::new(
-            name!(vfio_backend, "--vfio-backend", "vfio-backend"),
-            "a VFIO backend was chosen but no --mdev was given",
+        return Err(SpecError::new(SpecErrorKind::VfioBackendWithoutMdev,
+            name!(vfio_backend, "--vfio-backend", "vfio-backend", "Launch::vfio_backend"),
+            speaker.say(
+                "a VFIO backend was chosen but no --mdev was given",
+                "a VFIO backend was chosen but no mdev was given",
+            ),
         )
         .hint("add --mdev with the UUID of the crypto mdev (`aplaunch ap list` shows them), or drop --vfio-backend"));
     }
     if mdev.is_some() && accel == Accel::Tcg {
         return Err(SpecError::new(
-            name!(mdev, "--mdev", "mdev"),
+            SpecErrorKind::MdevNeedsKvm,
+            name!(mdev, "--mdev", "mdev", "Launch::mdev"),
             "a vfio-ap crypto device needs KVM; tcg has no AP passthrough",
         )
         .hint("use --accel kvm, or drop --mdev to test under tcg"));
@@ -1033,7 +1403,8 @@ pub fn validate(
     let hugepages = input.hugepages.unwrap_or(false);
     if pv && hugepages {
         return Err(SpecError::new(
-            name!(hugepages, "--hugepages", "hugepages"),
+            SpecErrorKind::PvHugepages,
+            name!(hugepages, "--hugepages", "hugepages", "Launch::hugepages"),
             "Secure Execution guests cannot be backed with huge pages",
         )
         .hint("drop --hugepages for a secure guest"));
@@ -1041,7 +1412,13 @@ pub fn validate(
 
     if pv && input.iommu_platform == Some(false) {
         return Err(SpecError::new(
-            name!(iommu_platform, "--iommu-platform", "iommu-platform"),
+            SpecErrorKind::PvWithoutIommuPlatform,
+            name!(
+                iommu_platform,
+                "--iommu-platform",
+                "iommu-platform",
+                "Launch::iommu_platform"
+            ),
             "a Secure Execution guest's virtio devices always need iommu_platform=on",
         )
         .hint("drop iommu-platform = false for a secure guest"));
@@ -1049,22 +1426,27 @@ pub fn validate(
 
     let qmp = match &input.qmp {
         Some(p) => {
-            check_path(p, &name!(qmp, "--qmp", "qmp"))?;
+            check_path(p, &name!(qmp, "--qmp", "qmp", "Launch::qmp"))?;
             p.clone()
         }
         None => default_qmp_dir.join(format!("{name}.qmp")),
     };
     if let Some(q) = &input.qemu {
-        check_path(q, &name!(qemu, "--qemu", "qemu"))?;
+        check_path(q, &name!(qemu, "--qemu", "qemu", "Launch::qemu"))?;
     }
 
     let extra_args = input.extra_args.clone().unwrap_or_default();
     if pv {
-        check_extra_args_for_pv(&extra_args)?;
+        check_extra_args_for_pv(&extra_args, &extra_args_source)?;
     }
 
     let disks = input.disks.clone().unwrap_or_default();
-    let boot_disk = boot_disk(&boot, &disks, &name!(disks, "--disk", "disk"))?;
+    let boot_disk = boot_disk(
+        &boot,
+        &disks,
+        &name!(disks, "--disk", "disk", "Launch::disk"),
+        speaker,
+    )?;
     let (console, console_backend) = input
         .console
         .clone()
@@ -1072,7 +1454,8 @@ pub fn validate(
     if let ConsoleBackend::Socket { path } = &console_backend {
         if *path == qmp {
             return Err(SpecError::new(
-                name!(console, "--console", "console"),
+                SpecErrorKind::ConsoleIsQmpSocket,
+                name!(console, "--console", "console", "Launch::console"),
                 format!(
                     "the console socket {} is also the QMP socket",
                     path.display()
@@ -1089,11 +1472,12 @@ pub fn validate(
         console == ConsoleKind::Virtio,
         rng,
         &extra_args,
+        &extra_args_source,
         |field| match field {
-            "disk" => name!(disks, "--disk", "disk"),
-            "net" => name!(nets, "--net", "net"),
-            "console" => name!(console, "--console", "console"),
-            _ => name!(rng, "--rng", "rng"),
+            "disk" => name!(disks, "--disk", "disk", "Launch::disk"),
+            "net" => name!(nets, "--net", "net", "Launch::net"),
+            "console" => name!(console, "--console", "console", "Launch::console"),
+            _ => name!(rng, "--rng", "rng", "Launch::rng"),
         },
     )?;
     for (net, devno) in nets.iter_mut().zip(&devnos.nets) {
@@ -1105,7 +1489,8 @@ pub fn validate(
     let user = match &input.user {
         Some(u) if !valid_user_name(u) => {
             return Err(SpecError::new(
-                name!(user, "--user", "user"),
+                SpecErrorKind::BadUser,
+                name!(user, "--user", "user", "Launch::user"),
                 format!("{u:?} is not a user name"),
             )
             .hint("give the name of an existing unprivileged user, e.g. --user qemu"))
@@ -1132,7 +1517,7 @@ pub fn validate(
         iommu_platform: pv || input.iommu_platform.unwrap_or(false),
         qmp,
         qemu: input.qemu.clone(),
-        qemu_source: name!(qemu, "--qemu", "qemu"),
+        qemu_source: name!(qemu, "--qemu", "qemu", "Launch::qemu").name,
         extra_args,
         user,
         sandbox: input.sandbox.unwrap_or(true),
@@ -1152,15 +1537,22 @@ fn valid_user_name(name: &str) -> bool {
 
 /// The disk that gets `bootindex=1`: the one marked `boot=on`, else the first when no
 /// kernel is booted. A secure guest with an SE image boots the image unless a disk is marked.
-fn boot_disk(boot: &Boot, disks: &[Disk], source: &str) -> Result<Option<usize>, SpecError> {
+fn boot_disk(
+    boot: &Boot,
+    disks: &[Disk],
+    source: &Source,
+    speaker: Speaker,
+) -> Result<Option<usize>, SpecError> {
     let marked: Vec<usize> = (0..disks.len()).filter(|&i| disks[i].boot).collect();
     if marked.len() > 1 {
         return Err(SpecError::new(
+            SpecErrorKind::TwoBootDisks,
             source,
             format!(
-                "disks #{} and #{} are both marked boot=on",
+                "disks #{} and #{} are both marked {}",
                 marked[0] + 1,
-                marked[1] + 1
+                marked[1] + 1,
+                speaker.say("boot=on", "as the boot disk"),
             ),
         )
         .hint("mark one disk with boot=on"));
@@ -1172,10 +1564,13 @@ fn boot_disk(boot: &Boot, disks: &[Disk], source: &str) -> Result<Option<usize>,
     if let (Some(&i), true) = (marked.first(), kernel) {
         if matches!(boot, Boot::Plain { .. }) {
             return Err(SpecError::new(
+                SpecErrorKind::BootDiskWithKernel,
                 source,
                 format!(
-                    "disk #{} is marked boot=on but --kernel boots the guest",
-                    i + 1
+                    "disk #{} is marked {} but {} boots the guest",
+                    i + 1,
+                    speaker.say("boot=on", "as the boot disk"),
+                    speaker.say("--kernel", "a kernel"),
                 ),
             )
             .hint("drop boot=on, or drop --kernel to boot from the disk"));
@@ -1196,7 +1591,8 @@ fn device_numbers(
     virtio_console: bool,
     rng: bool,
     extra_args: &[OsString],
-    source: impl Fn(&str) -> String,
+    extra_args_source: &Source,
+    source: impl Fn(&str) -> Source,
 ) -> Result<DeviceNumbers, SpecError> {
     use devno::{Kind, Request};
     let mut requests = Vec::new();
@@ -1204,7 +1600,7 @@ fn device_numbers(
         requests.push(Request {
             kind: Kind::Disk,
             given: d.devno,
-            label: format!("{} #{} ({})", source("disk"), i + 1, d.path.display()),
+            label: format!("{} #{} ({})", source("disk").name, i + 1, d.path.display()),
         });
     }
     for (i, n) in nets.iter().enumerate() {
@@ -1215,21 +1611,21 @@ fn device_numbers(
         requests.push(Request {
             kind: Kind::Net,
             given: n.devno,
-            label: format!("{} #{} ({what})", source("net"), i + 1),
+            label: format!("{} #{} ({what})", source("net").name, i + 1),
         });
     }
     if virtio_console {
         requests.push(Request {
             kind: Kind::Serial,
             given: None,
-            label: format!("the virtio console ({})", source("console")),
+            label: format!("the virtio console ({})", source("console").name),
         });
     }
     if rng {
         requests.push(Request {
             kind: Kind::Rng,
             given: None,
-            label: format!("the rng ({})", source("rng")),
+            label: format!("the rng ({})", source("rng").name),
         });
     }
     let mut numbers = devno::assign(&requests)
@@ -1248,7 +1644,11 @@ fn device_numbers(
                     Kind::Rng => "rng",
                 })
                 .unwrap_or("disk");
-            SpecError::new(source(field), e.to_string()).hint(
+            let kind = match &e {
+                devno::AssignError::Collision { .. } => SpecErrorKind::DevnoCollision,
+                devno::AssignError::RangeFull { .. } => SpecErrorKind::DevnoRangeFull,
+            };
+            SpecError::new(kind, source(field), e.to_string()).hint(
                 "give one of them another devno=fe.0.XXXX (disks are numbered from fe.0.0000, NICs from fe.0.1000, the virtio console fe.0.2000, the rng fe.0.3000)",
             )
         })?
@@ -1260,7 +1660,8 @@ fn device_numbers(
             .position(|(_, n)| n == extra)
         {
             return Err(SpecError::new(
-                "extra QEMU arguments",
+                SpecErrorKind::DevnoInExtraArgs,
+                extra_args_source,
                 format!(
                     "devno={extra} in the extra arguments is also {}'s device number",
                     requests[i].label
@@ -1281,12 +1682,13 @@ fn device_numbers(
 }
 
 /// A secure guest's extra QEMU arguments must not add a balloon or huge-page backing.
-fn check_extra_args_for_pv(args: &[OsString]) -> Result<(), SpecError> {
+fn check_extra_args_for_pv(args: &[OsString], source: &Source) -> Result<(), SpecError> {
     for arg in args {
         let a = arg.to_string_lossy();
         if a.contains("virtio-balloon") {
             return Err(SpecError::new(
-                "extra QEMU arguments",
+                SpecErrorKind::BalloonInExtraArgs,
+                source,
                 format!("{a:?} adds a memory balloon, which a Secure Execution guest cannot use"),
             )
             .hint("remove the balloon device: the ultravisor fences it for protected guests"));
@@ -1294,7 +1696,8 @@ fn check_extra_args_for_pv(args: &[OsString]) -> Result<(), SpecError> {
         if a == "-mem-path" || a == "--mem-path" || a.contains("hugetlb") || a.contains("hugepages")
         {
             return Err(SpecError::new(
-                "extra QEMU arguments",
+                SpecErrorKind::HugepagesInExtraArgs,
+                source,
                 format!(
                     "{a:?} asks for huge-page backing, which a Secure Execution guest cannot use"
                 ),
