@@ -115,7 +115,6 @@ impl Planned {
     /// The plan when the launch may go ahead; a refused plan (a failed check without
     /// [`Launch::force`]) as an error, for callers that treat a refusal like any other
     /// failure (`launch.plan(&root)?.into_result()?`).
-    #[allow(clippy::result_large_err)]
     pub fn into_result(self) -> Result<Planned, PlanError> {
         if self.refused {
             Err(PlanError::Refused(Refused {

@@ -1,7 +1,9 @@
 //! The VM spec: what to launch, from flags and a TOML config file (flags override it),
 //! validated into one [`VmSpec`] before anything runs.
 //!
-//! Every error names the flag (`--smp`) or the config key (`smp` in `vm.toml`) it is about.
+//! Every error names the input it is about where it came from: the flag (`--smp`), the config
+//! key (`` key `smp` in vm.toml ``) or, for a [`crate::Launch`] built in code, the setter
+//! (`Launch::smp`); [`SpecError::kind`] is the rule it broke, for matching.
 
 use crate::devno::{self, Devno};
 use crate::mac::Mac;
