@@ -23,7 +23,7 @@ if [ ! -f "$image" ]; then
     printf 'stand-in SE image\n' >"$image"
 fi
 fake=$PWD/target/release/fake-qemu
-launch=(target/release/aplaunch --host-root "$host" --mdev "$uuid" --pv-image "$image"
+launch=(target/release/aplaunch --host-root "$host" --exec-on-host-root --mdev "$uuid" --pv-image "$image"
         --qemu "$fake" --qmp "$out/q.sock")
 # Warm the probe cache and the image verification cache, and fail early if it would refuse.
 "${launch[@]}" -q
