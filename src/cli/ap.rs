@@ -586,25 +586,8 @@ fn masks(root: &HostRoot, args: MasksArgs, out: &Output) -> Result<Exit, AppErro
     let result = if args.dry_run {
         let scan = ApScan::read(root);
         let p = lifecycle::preview_masks(&scan, ap.as_ref(), aq.as_ref()).map_err(app_error)?;
-        if !p.taken_from_mdevs.is_empty() {
-            let list: Vec<String> = p
-                .taken_from_mdevs
-                .iter()
-                .map(|(q, u)| format!("APQN {} of mdev {u}", q.describe()))
-                .collect();
-            let commands: Vec<String> = p
-                .taken_from_mdevs
-                .iter()
-                .map(|(q, u)| lifecycle::unassign_command(u, *q))
-                .collect();
-            return Err(AppError::refused(
-                ErrorKind::Conflict,
-                format!("the new masks would hand queues assigned to mdevs back to the host drivers: {}", list.join(", ")),
-            )
-            .with_hint(format!(
-                "unassign them from their mdevs first ({}), or leave those bits clear",
-                commands.join("; ")
-            )));
+        if let Some(refusal) = p.refusal() {
+            return Err(app_error(refusal));
         }
         p
     } else {

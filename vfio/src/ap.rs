@@ -101,12 +101,7 @@ impl fmt::Display for Apqn {
 }
 
 fn hex_field(s: &str, max_len: usize) -> Option<u8> {
-    if s.is_empty() || s.len() > max_len || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u16::from_str_radix(s, 16)
-        .ok()
-        .and_then(|v| u8::try_from(v).ok())
+    crate::number::hex_id(s, 1..=max_len).and_then(|v| u8::try_from(v).ok())
 }
 
 impl FromStr for Apqn {

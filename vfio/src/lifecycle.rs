@@ -1141,6 +1141,37 @@ pub struct MaskPreview {
     pub warnings: Vec<String>,
 }
 
+impl MaskPreview {
+    /// Why the change must not be made, when it would hand queues assigned to mdevs back to
+    /// the host drivers: names each APQN with its mdev, and the unassign command for each.
+    pub fn refusal(&self) -> Option<Error> {
+        if self.taken_from_mdevs.is_empty() {
+            return None;
+        }
+        let list: Vec<String> = self
+            .taken_from_mdevs
+            .iter()
+            .map(|(q, u)| format!("APQN {} of mdev {u}", q.describe()))
+            .collect();
+        let commands: Vec<String> = self
+            .taken_from_mdevs
+            .iter()
+            .map(|(q, u)| unassign_command(u, *q))
+            .collect();
+        Some(Error::Refused {
+            kind: ErrorKind::Conflict,
+            message: format!(
+                "the new masks would hand queues assigned to mdevs back to the host drivers: {}",
+                list.join(", ")
+            ),
+            hint: format!(
+                "unassign them from their mdevs first ({}), or leave those bits clear",
+                commands.join("; ")
+            ),
+        })
+    }
+}
+
 /// Computes what a mask change would do.
 pub fn preview_masks(
     scan: &ApScan,
@@ -1211,26 +1242,8 @@ pub fn apply_masks(
 ) -> Result<MaskPreview> {
     let scan = writer.scan(root);
     let mut preview = preview_masks(&scan, apmask, aqmask)?;
-    if !preview.taken_from_mdevs.is_empty() {
-        let list: Vec<String> = preview
-            .taken_from_mdevs
-            .iter()
-            .map(|(q, u)| format!("APQN {} of mdev {u}", q.describe()))
-            .collect();
-        return Err(Error::Refused {
-            kind: ErrorKind::Conflict,
-            message: format!(
-                "the new masks would hand queues assigned to mdevs back to the host drivers: {}",
-                list.join(", ")
-            ),
-            hint: {
-                let (q, u) = &preview.taken_from_mdevs[0];
-                format!(
-                    "unassign them from the mdev first ({}), or leave those bits clear",
-                    unassign_command(u, *q)
-                )
-            },
-        });
+    if let Some(refusal) = preview.refusal() {
+        return Err(refusal);
     }
     let mut done = Vec::new();
     let steps = [

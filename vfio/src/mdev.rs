@@ -108,10 +108,9 @@ pub fn parse_matrix(text: &str) -> std::result::Result<MatrixText, String> {
             if s.is_empty() {
                 return Ok(None);
             }
-            if s.len() != n || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!("line {line:?} is not AA.DDDD, AA. or .DDDD"));
-            }
-            u8::try_from(u16::from_str_radix(s, 16).unwrap_or(u16::MAX))
+            let v = crate::number::hex_id(s, n..=n)
+                .ok_or_else(|| format!("line {line:?} is not AA.DDDD, AA. or .DDDD"))?;
+            u8::try_from(v)
                 .map(Some)
                 .map_err(|_| format!("line {line:?} names an id above 255"))
         };
@@ -253,10 +252,8 @@ impl MdevInfo {
 pub fn parse_control_domains(text: &str) -> std::result::Result<Vec<Apqi>, String> {
     let mut out = BTreeSet::new();
     for line in text.lines() {
-        if line.len() != 4 || !line.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!("line {line:?} is not a 4-digit hex domain"));
-        }
-        let v = u16::from_str_radix(line, 16).map_err(|e| e.to_string())?;
+        let v = crate::number::hex_id(line, 4..=4)
+            .ok_or_else(|| format!("line {line:?} is not a 4-digit hex domain"))?;
         let d = u8::try_from(v).map_err(|_| format!("domain {line} is above 255"))?;
         out.insert(Apqi(d));
     }

@@ -10,6 +10,8 @@
 //! | [`strtol_u8_prefix`] | C `strtol(s, NULL, 0)` on one list item (libap) | white space and a sign before; stops at the first other byte | refused |
 //! | [`atoi`] | glibc `atoi` (`(int) strtol(s, NULL, 10)`) | white space and a sign before; stops at the first other byte | saturates |
 //!
+//! Ids in sysfs are plain hex as the kernel prints them (`%02x`, `%04x`): [`hex_id`].
+//!
 //! Base 0 means what the kernel's `_parse_integer_fixup_radix` and C's `strtoul` both
 //! decide: `0x`/`0X` followed by a hex digit is hex, another leading `0` octal, else
 //! decimal.
@@ -26,7 +28,7 @@ struct Digits {
 }
 
 /// Reads digits of `base` from the start of `s`, up to the first byte that is not one.
-fn digits(s: &[u8], base: u32) -> Digits {
+fn digits_of(s: &[u8], base: u32) -> Digits {
     let mut wrapped: u64 = 0;
     let mut overflow = false;
     let mut used = 0;
@@ -76,7 +78,7 @@ pub fn kstrtoul(s: &str) -> Option<u64> {
     let s = s.strip_suffix('\n').unwrap_or(s).as_bytes();
     let s = s.strip_prefix(b"+").unwrap_or(s);
     let (base, prefix) = base_zero(s);
-    let d = digits(&s[prefix..], base);
+    let d = digits_of(&s[prefix..], base);
     (d.used > 0 && prefix + d.used == s.len() && !d.overflow).then_some(d.wrapped)
 }
 
@@ -84,7 +86,7 @@ pub fn kstrtoul(s: &str) -> Option<u64> {
 /// kernel does) and the number of bytes consumed, 0 when no digit was read.
 pub fn simple_strtoul(s: &[u8]) -> (u64, usize) {
     let (base, prefix) = base_zero(s);
-    let d = digits(&s[prefix..], base);
+    let d = digits_of(&s[prefix..], base);
     if d.used == 0 {
         return (0, 0);
     }
@@ -99,7 +101,7 @@ pub fn strtoul_whole(text: &str) -> Option<u64> {
     let (negative, skipped) = space_and_sign(s);
     let rest = &s[skipped..];
     let (base, prefix) = base_zero(rest);
-    let d = digits(&rest[prefix..], base);
+    let d = digits_of(&rest[prefix..], base);
     if d.used == 0 {
         // no digits: strtoul leaves `end` at the start of the text
         return text.is_empty().then_some(0);
@@ -123,7 +125,7 @@ pub fn strtol_u8_prefix(s: &str) -> Option<u8> {
     let (negative, skipped) = space_and_sign(s);
     let rest = &s[skipped..];
     let (base, prefix) = base_zero(rest);
-    let d = digits(&rest[prefix..], base);
+    let d = digits_of(&rest[prefix..], base);
     if d.overflow || (negative && d.wrapped != 0) {
         return None;
     }
@@ -134,13 +136,23 @@ pub fn strtol_u8_prefix(s: &str) -> Option<u8> {
 /// decimal digits up to the first other byte; 0 when there is no number.
 pub fn atoi(bytes: &[u8]) -> i32 {
     let (negative, skipped) = space_and_sign(bytes);
-    let d = digits(&bytes[skipped..], 10);
+    let d = digits_of(&bytes[skipped..], 10);
     let value = if d.overflow {
         i64::MAX
     } else {
         i64::try_from(d.wrapped).unwrap_or(i64::MAX)
     };
     (if negative { -value } else { value }) as i32
+}
+
+/// An id in plain hex as the kernel prints AP numbers (`%02x` cards, `%04x` domains): only
+/// hex digits, either case, as many as `digits` allows; no `0x`, sign or white space.
+pub fn hex_id(s: &str, digits: std::ops::RangeInclusive<usize>) -> Option<u16> {
+    if !digits.contains(&s.len()) || s.len() > 4 {
+        return None;
+    }
+    let d = digits_of(s.as_bytes(), 16);
+    (d.used == s.len()).then_some(d.wrapped as u16)
 }
 
 #[cfg(test)]
@@ -227,5 +239,17 @@ mod tests {
         assert_eq!(atoi(b"\n12"), 12);
         assert_eq!(atoi(b"0x10"), 0);
         assert_eq!(atoi(b"010"), 10);
+    }
+
+    #[test]
+    fn hex_ids_are_plain_hex_of_the_allowed_width() {
+        assert_eq!(hex_id("05", 2..=2), Some(5));
+        assert_eq!(hex_id("00aB", 4..=4), Some(171));
+        assert_eq!(hex_id("ab", 1..=4), Some(171));
+        assert_eq!(hex_id("ffff", 1..=4), Some(0xffff));
+        for bad in ["", "5", "005", "+5", "0x", " 5", "5g", "12345"] {
+            assert_eq!(hex_id(bad, 2..=2), None, "{bad:?}");
+        }
+        assert_eq!(hex_id("12345", 1..=8), None);
     }
 }

@@ -179,10 +179,7 @@ pub struct ApScan {
 
 fn parse_card_name(name: &str) -> Option<Apid> {
     let hex = name.strip_prefix("card")?;
-    if hex.len() != 2 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u8::from_str_radix(hex, 16).ok().map(Apid)
+    crate::number::hex_id(hex, 2..=2).map(|v| Apid(v as u8))
 }
 
 fn parse_queue_name(name: &str) -> Option<Apqn> {

@@ -679,6 +679,18 @@ fn masks_refuse_to_take_assigned_queues_back() {
             .contains(&format!("APQN 05.0004 (5.4) of mdev {U}")),
         "{err}"
     );
+    // the hint gives the command for each APQN, the same in a dry run (the preview's refusal)
+    let hint = err.hint().unwrap_or_default().to_string();
+    assert!(
+        hint.contains(&format!("aplaunch ap mdev unassign {U}")),
+        "{hint}"
+    );
+    let preview =
+        vfio::lifecycle::preview_masks(&e.model.scan(&e.root), Some(&spec), None).unwrap();
+    assert_eq!(
+        preview.refusal().map(|r| r.to_string()),
+        Some(err.to_string())
+    );
     assert!(e.model.writes().is_empty());
     // the race: an mdev took 03.00ab after our scan
     e.model.freeze_scan();
