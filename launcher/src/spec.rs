@@ -1216,7 +1216,7 @@ pub(crate) fn validate_spoken(
                 format!(
                     "{} was given for a guest without Secure Execution {}",
                     img.display(),
-                    speaker.say("(--no-pv)", "(`pv = false` in the config)")
+                    speaker.say("(--no-pv)", "(a plain guest)")
                 ),
             )
             .hint("drop --no-pv to boot the SE image, or drop --pv-image for a plain guest"));
@@ -2042,6 +2042,102 @@ ifname = "tap0"
         };
         let e = validate(cfg, &origins, Path::new("/run")).unwrap_err();
         assert_eq!(e.source_name, "key `smp` in vm.toml");
+    }
+
+    #[test]
+    fn flags_and_config_keys_give_the_rule_and_the_origin_with_the_command_lines_hints() {
+        let e = parse_disk_flag("/a.img,devno=fe.9.zz").unwrap_err();
+        assert_eq!(
+            (e.kind, e.origin, e.source_name.as_str()),
+            (SpecErrorKind::BadDevno, InputOrigin::Flag, "--disk")
+        );
+        let e = parse_disk_flag("/a.img,bootable").unwrap_err();
+        assert_eq!(e.kind, SpecErrorKind::Syntax);
+        let e = parse_net_flag("tap").unwrap_err();
+        assert_eq!(e.kind, SpecErrorKind::TapWithoutIfname);
+        let e = parse_net_flag("user,mac=01:00:00:00:00:01").unwrap_err();
+        assert_eq!(e.kind, SpecErrorKind::BadMac);
+        let e = parse_console("sclp,virtio", "--console", Path::new("")).unwrap_err();
+        assert_eq!(
+            (e.kind, e.origin),
+            (SpecErrorKind::BadConsole, InputOrigin::Flag)
+        );
+
+        let text = "[[disk]]\npath = \"/a.img\"\ndevno = \"x\"\n";
+        let e = parse_config(text, "vm.toml", Path::new("/")).unwrap_err();
+        assert_eq!(
+            (e.kind, e.origin, e.source_name.as_str()),
+            (
+                SpecErrorKind::BadDevno,
+                InputOrigin::ConfigKey,
+                "key `disk[0]` in vm.toml"
+            )
+        );
+        let e = parse_config("console = \"sclp,virtio\"", "vm.toml", Path::new("/")).unwrap_err();
+        assert_eq!(
+            (e.kind, e.origin),
+            (SpecErrorKind::BadConsole, InputOrigin::ConfigKey)
+        );
+        let e = parse_config("vcpus = 2", "vm.toml", Path::new("/")).unwrap_err();
+        assert_eq!(
+            (e.kind, e.origin, e.source_name.as_str()),
+            (
+                SpecErrorKind::ConfigInvalid,
+                InputOrigin::ConfigKey,
+                "key `vcpus` in vm.toml"
+            )
+        );
+        let e = load_config(Path::new("/nonexistent/vm.toml")).unwrap_err();
+        assert_eq!(
+            (e.kind, e.origin, e.source_name.as_str()),
+            (
+                SpecErrorKind::ConfigUnreadable,
+                InputOrigin::Flag,
+                "--config"
+            )
+        );
+
+        // validate: the kind whichever names the input; the hint is the command line's.
+        let cfg = parse_config("smp = 999\npv-image = \"/i\"", "vm.toml", Path::new("/")).unwrap();
+        let origins = Origins {
+            config: Some("vm.toml".into()),
+            from_config: cfg.clone(),
+            from_flags: SpecInput::default(),
+        };
+        let e = validate(cfg, &origins, Path::new("/run")).unwrap_err();
+        assert_eq!(e.kind, SpecErrorKind::SmpOutOfRange { max: MAX_SMP });
+        assert_eq!(e.origin, InputOrigin::ConfigKey);
+        assert_eq!(e.hint.as_deref(), Some("use --smp between 1 and 248"));
+        let e = flags_only(SpecInput {
+            smp: Some(0),
+            ..pv_input()
+        })
+        .unwrap_err();
+        assert_eq!(
+            (e.kind, e.origin, e.source_name.as_str()),
+            (
+                SpecErrorKind::SmpOutOfRange { max: MAX_SMP },
+                InputOrigin::Flag,
+                "--smp"
+            )
+        );
+        assert_eq!(e.hint.as_deref(), Some("use --smp between 1 and 248"));
+        let e = flags_only(SpecInput {
+            memory: Some("12".into()),
+            ..pv_input()
+        })
+        .unwrap_err();
+        assert_eq!(
+            e.kind,
+            SpecErrorKind::MemoryOutOfRange {
+                min_mib: 16,
+                max_mib: 16 * 1024 * 1024
+            }
+        );
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("write a size like 4G, 4096M or 4096 (MiB)")
+        );
     }
 
     #[test]
