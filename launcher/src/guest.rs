@@ -7,6 +7,11 @@
 //! command line; `aplaunch launch` goes through the same function, so an embedder gets the
 //! same checks, argv and passed descriptors as the CLI for the same inputs.
 //!
+//! A [`PlanError`] names the input at fault by the setter that set it (`Launch::smp`) and
+//! gives the rule it broke as a [`SpecErrorKind`] to match on. A failed check is not an
+//! error of [`Launch::plan`] (see [`Planned::refused`]); [`Launch::plan_strict`] makes it
+//! one.
+//!
 //! ```no_run
 //! use launcher::spec::{Disk, Net};
 //! use launcher::Launch;
@@ -90,6 +95,7 @@ impl PlanError {
 /// the whole plan, so the report (and the argv that would have run) stay at hand.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the launch was refused: {} failed", failed_ids(.planned))]
+#[non_exhaustive]
 pub struct Refused {
     /// The refused plan ([`Planned::refused`] is true).
     pub planned: Box<Planned>,
