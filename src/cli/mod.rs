@@ -13,7 +13,7 @@ pub mod launch;
 pub mod output;
 mod qmp;
 
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{Args, FromArgMatches, Parser, Subcommand};
 use output::{AppError, Exit, Output};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -38,9 +38,11 @@ pub struct GlobalArgs {
     pub quiet: bool,
 }
 
-/// Start Secure Execution guests with vfio_ap crypto passthrough on IBM Z / LinuxONE KVM hosts
+// The whole command line (its description is `about::APLAUNCH`: a doc comment here would
+// become clap's long description).
 #[derive(Debug, Parser)]
-#[command(name = "aplaunch", version, propagate_version = true)]
+#[command(name = "aplaunch", version, propagate_version = true, about = about::APLAUNCH)]
+#[allow(missing_docs)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -48,32 +50,99 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The commands.
+/// Each command's one-line description, shared by the full definition (help, man pages,
+/// completions) and the parser's lazily built one ([`parser_command`]).
+mod about {
+    pub const APLAUNCH: &str = "Start Secure Execution guests with vfio_ap crypto passthrough on IBM Z / LinuxONE KVM hosts";
+    pub const LAUNCH: &str = "Check, build the QEMU command line and exec it (the default command: `aplaunch --mdev UUID --pv-image IMG` means `aplaunch launch --mdev UUID --pv-image IMG`)";
+    pub const CHECK: &str =
+        "Check this host's readiness for Secure Execution guests with crypto passthrough";
+    pub const IMAGE: &str =
+        "Secure Execution boot images: inspect, verify offline against this host";
+    pub const AP: &str = "AP crypto: cards, queues, masks, the vfio_ap matrix and its mdevs";
+    pub const QMP: &str =
+        "Hot plug, unplug and list the crypto device of a running guest through QMP";
+    pub const HOST: &str = "Host-level tools (snapshot)";
+    pub const EXPLAIN: &str =
+        "Explain an error line from QEMU, the kernel log or the ultravisor, and how to fix it";
+    pub const MAN: &str = "Print the man page (or write all pages with --output DIR)";
+    pub const COMPLETIONS: &str = "Print a shell completion script";
+}
+
+// The commands (each one's description is in `about`: doc comments on the variants would
+// become clap's long descriptions).
 #[derive(Debug, Subcommand)]
+#[allow(missing_docs)]
 pub enum Command {
-    /// Check, build the QEMU command line and exec it (the default command:
-    /// `aplaunch --mdev UUID --pv-image IMG` means `aplaunch launch --mdev UUID --pv-image IMG`)
+    #[command(about = about::LAUNCH)]
     Launch(Box<launch::LaunchArgs>),
-    /// Check this host's readiness for Secure Execution guests with crypto passthrough
+    #[command(about = about::CHECK)]
     Check(check::CheckArgs),
-    /// Secure Execution boot images: inspect, verify offline against this host
-    #[command(subcommand)]
+    #[command(subcommand, about = about::IMAGE)]
     Image(image::ImageCommand),
-    /// AP crypto: cards, queues, masks, the vfio_ap matrix and its mdevs
-    #[command(subcommand)]
+    #[command(subcommand, about = about::AP)]
     Ap(ap::ApCommand),
-    /// Hot plug, unplug and list the crypto device of a running guest through QMP
-    #[command(subcommand)]
+    #[command(subcommand, about = about::QMP)]
     Qmp(qmp::QmpCommand),
-    /// Host-level tools (snapshot)
-    #[command(subcommand)]
+    #[command(subcommand, about = about::HOST)]
     Host(host_cmd::HostCommand),
-    /// Explain an error line from QEMU, the kernel log or the ultravisor, and how to fix it
+    #[command(about = about::EXPLAIN)]
     Explain(explain::ExplainArgs),
-    /// Print the man page (or write all pages with --output DIR)
+    #[command(about = about::MAN)]
     Man(docs::ManArgs),
-    /// Print a shell completion script
+    #[command(about = about::COMPLETIONS)]
     Completions(docs::CompletionsArgs),
+}
+
+/// The definition the parser uses: the same as [`Cli::command`] once built, but each
+/// command's own arguments are defined only when that command is parsed (clap's `defer`).
+/// Building every command's flags before parsing cost about a third of a `check`'s
+/// instructions (BENCHMARKS.md, start-up).
+fn parser_command() -> clap::Command {
+    fn group(c: clap::Command) -> clap::Command {
+        c.subcommand_required(true).arg_required_else_help(true)
+    }
+    // An `Args` struct's augment sets its own doc comment as the description, as the derive
+    // does; the command's description is set after it, as the derive does too.
+    macro_rules! lazily {
+        ($name:literal, $about:expr, $define:expr) => {
+            clap::Command::new($name)
+                .about($about)
+                .defer(|c| $define(c).about($about))
+        };
+    }
+    let top = clap::Command::new("aplaunch")
+        .version(env!("CARGO_PKG_VERSION"))
+        .propagate_version(true);
+    group(GlobalArgs::augment_args(top))
+        .about(about::APLAUNCH)
+        .subcommands([
+            lazily!("launch", about::LAUNCH, launch::LaunchArgs::augment_args),
+            lazily!("check", about::CHECK, check::CheckArgs::augment_args),
+            lazily!("image", about::IMAGE, |c| group(
+                image::ImageCommand::augment_subcommands(c)
+            )),
+            lazily!("ap", about::AP, |c| group(
+                ap::ApCommand::augment_subcommands(c)
+            )),
+            lazily!("qmp", about::QMP, |c| group(
+                qmp::QmpCommand::augment_subcommands(c)
+            )),
+            lazily!("host", about::HOST, |c| group(
+                host_cmd::HostCommand::augment_subcommands(c)
+            )),
+            lazily!(
+                "explain",
+                about::EXPLAIN,
+                explain::ExplainArgs::augment_args
+            ),
+            lazily!("man", about::MAN, docs::ManArgs::augment_args),
+            lazily!(
+                "completions",
+                about::COMPLETIONS,
+                docs::CompletionsArgs::augment_args
+            ),
+        ])
 }
 
 /// Runs the CLI with the process's arguments and returns its exit code.
@@ -110,7 +179,7 @@ pub fn main() -> std::process::ExitCode {
 
 /// Parses arguments; `aplaunch --mdev U --pv-image I` means `aplaunch launch --mdev U ...`.
 pub fn parse(args: Vec<OsString>) -> Result<Cli, clap::Error> {
-    let mut command = Cli::command();
+    let mut command = parser_command();
     let args = default_to_launch(&command, args);
     let matches = command.try_get_matches_from_mut(args)?;
     let mut cli = Cli::from_arg_matches(&matches)?;
@@ -180,9 +249,72 @@ fn run(cli: Cli, out: &Output) -> Result<Exit, AppError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
 
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+        parser_command().debug_assert();
+    }
+
+    /// Everything a user sees of one command and its settings, and of each subcommand.
+    fn describe(cmd: &mut clap::Command, path: &str, out: &mut Vec<String>) {
+        cmd.build();
+        out.push(format!(
+            "{path}: about={:?} long_about={:?} required={} else_help={} args={:?}\n{}",
+            cmd.get_about().map(|a| a.to_string()),
+            cmd.get_long_about().map(|a| a.to_string()),
+            cmd.is_subcommand_required_set(),
+            cmd.is_arg_required_else_help_set(),
+            // globals are propagated into a deferred command before its own arguments are
+            // defined, so only the order differs; the help text below shows the real order
+            {
+                let mut args: Vec<String> = cmd
+                    .get_arguments()
+                    .map(|a| format!("{}:{:?}:{:?}", a.get_id(), a.get_long(), a.get_short()))
+                    .collect();
+                args.sort();
+                args
+            },
+            cmd.render_long_help()
+        ));
+        // clap's own `help` command is made from the others when the tree is built; it is
+        // compared by what it does (below), not by its definition
+        let names: Vec<String> = cmd
+            .get_subcommands()
+            .map(|s| s.get_name().to_string())
+            .filter(|n| n != "help")
+            .collect();
+        for name in names {
+            let sub = cmd.find_subcommand_mut(&name).unwrap();
+            describe(sub, &format!("{path} {name}"), out);
+        }
+    }
+
+    #[test]
+    fn the_lazily_built_parser_is_the_full_definition() {
+        let (mut full, mut lazy) = (Cli::command(), parser_command());
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        describe(&mut full, "aplaunch", &mut a);
+        describe(&mut lazy, "aplaunch", &mut b);
+        assert!(a.len() > 20, "{}", a.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x, y);
+        }
+        assert_eq!(a.len(), b.len());
+        // help through the help command and through --help prints the same in both
+        for line in &a {
+            let path: Vec<&str> = line.split(':').next().unwrap().split(' ').skip(1).collect();
+            for form in [
+                [&["aplaunch", "help"][..], &path].concat(),
+                [&["aplaunch"][..], &path, &["--help"]].concat(),
+            ] {
+                let text = |c: clap::Command| match c.try_get_matches_from(&form) {
+                    Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => e.to_string(),
+                    other => panic!("{form:?}: {other:?}"),
+                };
+                assert_eq!(text(parser_command()), text(Cli::command()), "{form:?}");
+            }
+        }
     }
 }
