@@ -271,13 +271,15 @@ fn list(root: &HostRoot, out: &Output) -> Result<Exit, AppError> {
                 .unwrap_or_default(),
         })
         .collect();
+    // one walk of /proc for every mdev's holders
+    let uses = lifecycle::guest_uses(root, &scan);
     if out.json {
         let mdevs: Vec<serde_json::Value> = scan
             .mdevs
             .iter()
-            .map(|m| {
+            .zip(&uses)
+            .map(|(m, used)| {
                 let mut v = serde_json::to_value(m).unwrap_or_default();
-                let used = lifecycle::guest_use(root, &scan, m);
                 v["in_use"] = serde_json::Value::Bool(used.in_use);
                 v["holders"] = serde_json::to_value(&used.holders).unwrap_or_default();
                 v["sysfs_path"] = serde_json::Value::String(m.sysfs_path());
@@ -351,7 +353,7 @@ fn list(root: &HostRoot, out: &Output) -> Result<Exit, AppError> {
         "{:<36}  {:<8} {:<6} {:<6} {}\n",
         "MDEV", "STATE", "START", "APQNS", "CONTROL"
     );
-    for m in &scan.mdevs {
+    for (m, used) in scan.mdevs.iter().zip(&uses) {
         if !any {
             s.push_str(&header);
             any = true;
@@ -360,11 +362,7 @@ fn list(root: &HostRoot, out: &Output) -> Result<Exit, AppError> {
             .definition(&m.uuid)
             .map(|d| d.start.as_str())
             .unwrap_or("-");
-        let state = if lifecycle::guest_use(root, &scan, m).in_use {
-            "in use"
-        } else {
-            "active"
-        };
+        let state = if used.in_use { "in use" } else { "active" };
         let controls: Vec<String> = m.control_domains.iter().map(|d| d.to_string()).collect();
         let _ = writeln!(
             s,

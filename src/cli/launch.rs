@@ -468,8 +468,6 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs, out: &Output) -> Result<Exit, 
     })
 }
 
-/// A launch on a host tree execs only when the tree was named on the command line and
-/// `--exec-on-host-root` asks for it: the checks describe the tree, QEMU runs here.
 /// Ends a launch that will not start QEMU: the error with the checks (one JSON document,
 /// exit by the error), or the check table and then the error.
 fn refuse_with_report(out: &Output, report: &Report, err: AppError) -> Result<Exit, AppError> {
@@ -486,6 +484,8 @@ fn refuse_with_report(out: &Output, report: &Report, err: AppError) -> Result<Ex
     Err(err)
 }
 
+/// A launch on a host tree execs only when the tree was named on the command line and
+/// `--exec-on-host-root` asks for it: the checks describe the tree, QEMU runs here.
 fn exec_policy(
     root: &host::HostRoot,
     global: &GlobalArgs,

@@ -73,56 +73,88 @@ fn nodes(mdev: &MdevInfo) -> Vec<String> {
 /// Every process that holds the mdev, by pid. Unreadable entries are skipped (a process
 /// may exit while it is looked at).
 pub fn find(root: &HostRoot, mdev: &MdevInfo) -> Vec<Holder> {
-    let wanted = nodes(mdev);
-    let sysfsdevs = [
-        format!("/sys/devices/vfio_ap/matrix/{}", mdev.uuid),
-        crate::mdev_uuid::sysfsdev(&mdev.uuid),
-    ];
+    find_each(root, std::slice::from_ref(mdev))
+        .pop()
+        .unwrap_or_default()
+}
+
+/// [`find`] for each of `mdevs` (in their order), with one walk of /proc for all of them.
+pub fn find_each(root: &HostRoot, mdevs: &[MdevInfo]) -> Vec<Vec<Holder>> {
+    let mut out = vec![Vec::new(); mdevs.len()];
+    if mdevs.is_empty() {
+        return out;
+    }
+    let wanted: Vec<Vec<String>> = mdevs.iter().map(nodes).collect();
+    let sysfsdevs: Vec<[String; 2]> = mdevs
+        .iter()
+        .map(|m| {
+            [
+                format!("sysfsdev=/sys/devices/vfio_ap/matrix/{}", m.uuid),
+                format!("sysfsdev={}", crate::mdev_uuid::sysfsdev(&m.uuid)),
+            ]
+        })
+        .collect();
+    let any_node = wanted.iter().any(|w| !w.is_empty());
     let Ok(entries) = root.read_dir("proc") else {
-        return Vec::new();
+        return out;
     };
-    let mut out = Vec::new();
     for name in entries.iter().take(MAX_PROCESSES) {
         let Ok(pid) = name.parse::<u32>() else {
             continue;
         };
-        let node = open_node(root, pid, &wanted);
+        let open = if any_node {
+            open_nodes(root, pid)
+        } else {
+            Vec::new()
+        };
         let argv = cmdline(root, pid);
-        let named = argv.iter().any(|a| {
-            sysfsdevs
+        let mut about: Option<(Option<String>, Option<String>, Option<String>)> = None;
+        for (i, holders) in out.iter_mut().enumerate() {
+            // the first of the mdev's nodes the process has open, in fd order
+            let node = open.iter().find(|t| wanted[i].contains(t)).cloned();
+            let named = argv
                 .iter()
-                .any(|s| a.contains(&format!("sysfsdev={s}")))
-        });
-        if node.is_none() && !named {
-            continue;
+                .any(|a| sysfsdevs[i].iter().any(|s| a.contains(s.as_str())));
+            if node.is_none() && !named {
+                continue;
+            }
+            let (command, guest, qmp) = about
+                .get_or_insert_with(|| {
+                    let options = QemuOptions::new(&argv);
+                    (
+                        root.read_attribute(format!("proc/{pid}/comm"))
+                            .ok()
+                            .flatten()
+                            .map(|c| host::sysfs::value(&c).to_string()),
+                        options.guest_name(),
+                        options.qmp_socket(),
+                    )
+                })
+                .clone();
+            holders.push(Holder {
+                pid,
+                command,
+                node,
+                guest,
+                qmp,
+            });
         }
-        let options = QemuOptions::new(&argv);
-        out.push(Holder {
-            pid,
-            command: root
-                .read_attribute(format!("proc/{pid}/comm"))
-                .ok()
-                .flatten()
-                .map(|c| host::sysfs::value(&c).to_string()),
-            node,
-            guest: options.guest_name(),
-            qmp: options.qmp_socket(),
-        });
     }
     out
 }
 
-/// The first of `wanted` that process `pid` has open.
-fn open_node(root: &HostRoot, pid: u32, wanted: &[String]) -> Option<String> {
-    if wanted.is_empty() {
-        return None;
-    }
-    let fds = root.read_dir(format!("proc/{pid}/fd")).ok()?;
-    fds.iter().take(MAX_FDS).find_map(|fd| {
-        let target = root.read_link(format!("proc/{pid}/fd/{fd}")).ok()?;
-        let target = target.to_string_lossy();
-        wanted.iter().find(|w| **w == target).cloned()
-    })
+/// The targets of process `pid`'s fds, in fd order (bounded; unreadable ones skipped).
+fn open_nodes(root: &HostRoot, pid: u32) -> Vec<String> {
+    let Ok(fds) = root.read_dir(format!("proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    fds.iter()
+        .take(MAX_FDS)
+        .filter_map(|fd| {
+            let target = root.read_link(format!("proc/{pid}/fd/{fd}")).ok()?;
+            Some(target.to_string_lossy().into_owned())
+        })
+        .collect()
 }
 
 /// The NUL-separated arguments of `/proc/PID/cmdline`, bounded.
@@ -331,6 +363,39 @@ mod tests {
         assert!(found[1]
             .describe()
             .contains("naming it in its command line"));
+    }
+
+    #[test]
+    fn one_walk_finds_each_mdevs_holders_as_find_does() {
+        let tree = HostTree::from_example("z16-se");
+        qemu(&tree, 4242, &["qemu-system-s390x", "-name", "web1"]);
+        tree.link("proc/4242/fd/23", "/dev/vfio/0");
+        qemu(&tree, 77, &["qemu-system-s390x", "-name", "web2"]);
+        tree.link("proc/77/fd/5", "/dev/vfio/9");
+        let root = HostRoot::open(tree.path()).unwrap();
+        let m = MdevInfo::read(&root, U).unwrap();
+        let other = MdevInfo {
+            uuid: "0f4c5e1a-8d2b-4c3e-9a7f-1b2c3d4e5f60".into(),
+            iommu_group: Some(9),
+            vfio_cdev: None,
+            ..m.clone()
+        };
+        let unheld = MdevInfo {
+            uuid: "11111111-2222-4333-8444-555555555555".into(),
+            iommu_group: None,
+            vfio_cdev: None,
+            ..m.clone()
+        };
+        let mdevs = [m.clone(), other.clone(), unheld.clone()];
+        let each = find_each(&root, &mdevs);
+        assert_eq!(
+            each,
+            vec![find(&root, &m), find(&root, &other), find(&root, &unheld)]
+        );
+        assert_eq!(each[0][0].pid, 4242);
+        assert_eq!(each[1][0].pid, 77);
+        assert!(each[2].is_empty());
+        assert!(find_each(&root, &[]).is_empty());
     }
 
     #[test]

@@ -1404,10 +1404,24 @@ pub struct GuestUse {
 /// which every kernel shows. The group itself is not opened: a read-only command must not
 /// take it from a QEMU that is starting.
 pub fn guest_use(root: &HostRoot, scan: &ApScan, mdev: &MdevInfo) -> GuestUse {
-    let holders = crate::holders::find(root, mdev);
-    GuestUse {
-        in_use: scan.in_use(mdev) || !holders.is_empty(),
-        holders,
+    GuestUse::of(scan, mdev, crate::holders::find(root, mdev))
+}
+
+/// [`guest_use`] for every mdev of the scan, in its order, with one walk of /proc for all.
+pub fn guest_uses(root: &HostRoot, scan: &ApScan) -> Vec<GuestUse> {
+    crate::holders::find_each(root, &scan.mdevs)
+        .into_iter()
+        .zip(&scan.mdevs)
+        .map(|(holders, mdev)| GuestUse::of(scan, mdev, holders))
+        .collect()
+}
+
+impl GuestUse {
+    fn of(scan: &ApScan, mdev: &MdevInfo, holders: Vec<Holder>) -> GuestUse {
+        GuestUse {
+            in_use: scan.in_use(mdev) || !holders.is_empty(),
+            holders,
+        }
     }
 }
 
