@@ -316,14 +316,9 @@ fn cpu_features_missing(text: &str, lower: &str) -> Option<Explanation> {
 
 /// The first UUID in a message (QEMU names the vfio device by the mdev's UUID), lower case.
 fn uuid_in(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    (0..bytes.len().saturating_sub(35)).find_map(|start| {
-        let window = &bytes[start..start + 36];
-        let ok = window.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        });
-        ok.then(|| String::from_utf8_lossy(window).to_ascii_lowercase())
+    (0..text.len().saturating_sub(35)).find_map(|start| {
+        let window = text.get(start..start + 36)?;
+        vfio::mdev_uuid::is_sysfs_name(window).then(|| window.to_ascii_lowercase())
     })
 }
 
