@@ -293,13 +293,7 @@ fn explain(
         ),
         (libc::EUSERS, Target::Create) => (
             format!("{what} failed: vfio_ap has no mdev instances left (available_instances is 0) ({name})"),
-            {
-                let mdevs: Vec<&str> = scan.mdevs.iter().map(|m| m.uuid.as_str()).collect();
-                format!(
-                    "remove mdevs that are no longer needed (`aplaunch ap mdev remove` with one of {})",
-                    if mdevs.is_empty() { "the mdevs `aplaunch ap list` shows".to_string() } else { mdevs.join(", ") }
-                )
-            },
+            no_instances_hint(&scan),
         ),
         (libc::EINVAL, Target::Create) => (
             format!("{what} failed: the kernel refused {shown:?} as a UUID ({name})"),
@@ -372,6 +366,20 @@ impl Writes<'_> {
 /// wrong and the error says so rather than hang.
 const ROLLBACK_REMOVE_BOUND: Duration = Duration::from_secs(10);
 
+/// How to free an mdev instance: remove one of the mdevs that exist (named), or, when the
+/// scan saw none, the ones `aplaunch ap list` shows.
+fn no_instances_hint(scan: &ApScan) -> String {
+    let mdevs: Vec<&str> = scan.mdevs.iter().map(|m| m.uuid.as_str()).collect();
+    format!(
+        "remove mdevs that are no longer needed (`aplaunch ap mdev remove` with one of {})",
+        if mdevs.is_empty() {
+            "the mdevs `aplaunch ap list` shows".to_string()
+        } else {
+            mdevs.join(", ")
+        }
+    )
+}
+
 /// Creates an mdev: validates everything against one scan, then writes the UUID to
 /// `create` and each assignment in order (adapters, domains, control domains, decimal);
 /// on any failure writes `1` to `remove`. With `define`, writes the mdevctl definition
@@ -401,14 +409,7 @@ pub fn create(
         return Err(Error::Refused {
             kind: ErrorKind::Instances,
             message: "vfio_ap has no mdev instances left (available_instances is 0)".into(),
-            hint: format!(
-                "remove mdevs that are no longer needed (`aplaunch ap mdev remove` with one of {})",
-                scan.mdevs
-                    .iter()
-                    .map(|m| m.uuid.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            hint: no_instances_hint(&scan),
         });
     }
     if req.adapters.is_empty() || req.domains.is_empty() {
